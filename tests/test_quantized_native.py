@@ -1,11 +1,14 @@
-"""The native CPU kernels of quantized states (f32_q8, f32_qbf16) against the NumPy reference.
+"""The native CPU kernels of quantized states (f32_q8, f32_qbf16, f32_qbf16sr) against the
+NumPy reference.
 
 The reference is the rule's generated NumPy code between `quantized.load` and
 `quantized.store` (runtime/backends/quantized.py, itself checked against bitsandbytes'
 quantizer code for code in tests/test_quantized_states.py); `use_fused_step=False` runs it.
 The kernels dequantize, run the same per-element math in float32 and requantize in one
 pass. Tolerance: none. Both sides do the same float32 operations in the same order (no
-FMA contraction), so weights, codes, absmax and bfloat16 bits must be equal, over several
+FMA contraction), and stochastic rounding draws the same bits (a function of the state's
+key and the element's index in its tensor, whichever thread or chunk stores it), so
+weights, codes, absmax and bfloat16 bits must be equal, over several
 steps with a changing learning rate, wd > 0, rescale_grad != 1, clip_gradient, NaN in a
 gradient, begin_num_update > 0 and per-parameter lr/wd multipliers, through the single-
 and the multi-tensor entry points, on any thread count.
@@ -59,6 +62,10 @@ def kernels_run(monkeypatch):
     return seen
 
 
+SUFFIX = {"8bit": "f32_q8", "bfloat16": "f32_qbf16", "bfloat16_stochastic": "f32_qbf16sr"}
+STORAGES = list(SUFFIX)
+
+
 def _pair(flavor, name, hyper, storage):
     made = []
     for fused in (True, False):
@@ -91,7 +98,7 @@ def _equal(fused, ref, weights, ref_w, states, ref_states, what):
             np.testing.assert_array_equal(x, y, err_msg=f"{what}, parameter {i}: state part {k}")
 
 
-@pytest.mark.parametrize("storage", ["8bit", "bfloat16"])
+@pytest.mark.parametrize("storage", STORAGES)
 @pytest.mark.parametrize("flavor,name,hyper", RULES, ids=lambda x: x if isinstance(x, str) else
                          "-".join(f"{k}={v}" for k, v in x.items()) or "default")
 def test_kernels_equal_the_numpy_reference_code_for_code(kernels_run, flavor, name, hyper, storage):
@@ -113,15 +120,15 @@ def test_kernels_equal_the_numpy_reference_code_for_code(kernels_run, flavor, na
                 fused.update(group, [weights[i] for i in group], grads, [states[i] for i in group])
                 ref.update(group, [ref_w[i] for i in group], grads, [ref_states[i] for i in group])
         _equal(fused, ref, weights, ref_w, states, ref_states, f"step {step}")
-    suffix = "f32_q8" if storage == "8bit" else "f32_qbf16"
-    assert kernels_run.count(suffix) >= 2 * len(STEPS), kernels_run
+    assert kernels_run.count(SUFFIX[storage]) >= 2 * len(STEPS), kernels_run
     assert fused._index_update_count == ref._index_update_count
 
 
-@pytest.mark.parametrize("storage", ["8bit", "bfloat16"])
+@pytest.mark.parametrize("storage", STORAGES)
 def test_threads_share_a_tensor_on_block_boundaries(kernels_run, storage):
     """A single tensor split across threads (ranges of whole 256-element blocks for 8-bit
-    states: a block's absmax has one writer) and a multi-tensor table: 1, 2 and 3 threads
+    states: a block's absmax has one writer; stochastic rounding: each range draws the bits
+    of its elements' indices in the tensor) and a multi-tensor table: 1, 2 and 3 threads
     give the reference's bits."""
     n = 3 * 65536 + 300
     rng = np.random.default_rng(5)
@@ -144,13 +151,13 @@ def test_threads_share_a_tensor_on_block_boundaries(kernels_run, storage):
         for x, y in zip(got, results[0]):
             np.testing.assert_array_equal(x, y, err_msg=f"threads={k}")
     # (each update names its kernel when it builds it and when it launches it)
-    assert kernels_run.count("f32_q8" if storage == "8bit" else "f32_qbf16") == 2 * 3 * 2 * 3
+    assert kernels_run.count(SUFFIX[storage]) == 2 * 3 * 2 * 3
 
 
-@pytest.mark.parametrize("name,storage", [("lamb", "8bit"), ("adam", "bfloat16_stochastic")])
+@pytest.mark.parametrize("name,storage", [("lamb", "8bit"), ("lamb", "bfloat16_stochastic")])
 def test_the_native_backend_refuses_stored_states_without_kernels_before_any_change(monkeypatch, name, storage):
-    """OPTFORGE_CPU_BACKEND=native demands kernels: a rule with reductions (LAMB) or stochastic
-    rounding, which run their NumPy code between load and store, raise instead."""
+    """OPTFORGE_CPU_BACKEND=native demands kernels: a rule with reductions (LAMB), which runs
+    its NumPy code between load and store, raises instead."""
     monkeypatch.setenv(native.BACKEND_ENV, "native")
     opt = optforge.create(name, state_storage=storage)
     w = np.ones(5000, np.float32)
@@ -196,3 +203,52 @@ def test_the_code_search_is_the_lookup_table_at_every_grid_index(tmp_path):
             lib.codes_of(pointer(index), ctypes.c_longlong(index.size), pointer(Q.lookup_table(signed)),
                          pointer(Q.search_table(signed)), pointer(codes))
             np.testing.assert_array_equal(codes, Q.lookup_table(signed)[index])
+
+
+ROUNDING = r"""
+#include "optforge_cpu.h"
+// The header's stochastic rounding, as the f32_qbf16sr kernels call it per element.
+extern "C" void round_stochastic(const float* x, long long n, unsigned long long key, om::u16* out) {
+    for (long long i = 0; i < n; ++i) out[i] = om::stochastic_bfloat16(x[i], key, om::u64(i)).bits;
+}
+extern "C" void draws(unsigned long long key, unsigned long long first, long long n, unsigned int* out) {
+    for (long long i = 0; i < n; ++i) out[i] = om::stochastic_bits(key, first + om::u64(i));
+}
+"""
+
+
+def test_stochastic_rounding_is_the_reference_at_every_kind_of_float(tmp_path):
+    """The kernels' stochastic rounding (om::stochastic_bfloat16, built with the kernels'
+    flags) against quantized.store_bfloat16 with the same key, bit for bit: random bit
+    patterns (every sign, exponent and mantissa: zeros, subnormals, NaN with any payload,
+    infinities) and the edges (the largest finite values, which may round to infinity, and
+    values one below a bfloat16), under keys with both words set; and its random bits at
+    element indices past 2^32, where the index's high word enters the hash."""
+    import ctypes
+    import ml_dtypes
+    source = tmp_path / "rounding.cpp"
+    source.write_text(ROUNDING)
+    lib = native_build.load(source)
+    pointer = lambda a: ctypes.c_void_p(a.ctypes.data)      # noqa: E731
+    rng = np.random.default_rng(8)
+    bits = rng.integers(0, 1 << 32, 1 << 16, dtype=np.uint64).astype(np.uint32)
+    edges = [0x7F7FFFFF, 0xFF7FFFFF, 0x7F7F8000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001,
+             0xFFFFFFFF, 0x00000000, 0x80000000, 0x00000001, 0x807FFFFF, 0x3F80FFFF, 0xBF80FFFF]
+    bits[:len(edges)] = edges
+    x = bits.view(np.float32)
+    for key in (0, 12345, 0xDEADBEEFCAFEF00D, (1 << 64) - 1):
+        expected = np.empty(x.shape, ml_dtypes.bfloat16)
+        with np.errstate(invalid="ignore"):
+            Q.store_bfloat16(expected, x, key=key)
+        got = np.empty(x.shape, np.uint16)
+        lib.round_stochastic(pointer(x), ctypes.c_longlong(x.size), ctypes.c_ulonglong(key), pointer(got))
+        np.testing.assert_array_equal(got, expected.view(np.uint16), err_msg=f"key {key:#x}")
+        # the edges did what they are there for: the largest finite values rounded to infinity
+        # (any random bits but 0 carry them over; key 0 draws 0 at index 0, fmix32(0) being 0),
+        # a NaN with a payload became the quiet NaN of its sign
+        assert key == 0 or list(got[:2]) == [0x7F80, 0xFF80]
+        assert got[5] == got[6] == 0x7FC0 and got[7] == 0xFFC0
+        for first in (0, (1 << 32) - 7, 3 << 40):
+            draws = np.empty(4096, np.uint32)
+            lib.draws(ctypes.c_ulonglong(key), ctypes.c_ulonglong(first), ctypes.c_longlong(draws.size), pointer(draws))
+            np.testing.assert_array_equal(draws, Q.stochastic_bits(key, draws.size, first), err_msg=f"key {key:#x}")

@@ -3,7 +3,10 @@
 A storage of states is a kernel suffix like a weight dtype (docs/architecture.md,
 "Quantized optimizer states"): `f32_q8` (float32 weight and gradient, the states a spec
 marks `quantize` in 8 bits: codes and a float32 absmax per block of 256) and `f32_qbf16`
-(the same states as bfloat16, rounded to nearest even). The variant's per-element math is
+(the same states as bfloat16, rounded to nearest even) and `f32_qbf16sr` (bfloat16 rounded
+stochastically: `om::stochastic_bfloat16`, the reference's random bits, from one 64-bit key
+per stored state computed by the runtime, `quantized.rounding_key`, and the element's
+index in its tensor). The variant's per-element math is
 the one the float32 kernels call, unchanged: these kernels differ only in how they load
 and store the stored states (`templates/cpu_quantized.cpp.j2`). 8-bit states are computed a
 block of 256 elements at a time, since a block's new absmax must be known before any of
@@ -14,7 +17,7 @@ Which variants get them (`eligible`): those without passes (reductions), row or 
 scalar values and noise, with at least one stored state; the others run their NumPy code
 between load and store (runtime/engine/engine.py).
 """
-QUANTIZED = ("f32_q8", "f32_qbf16")     # kernel suffixes of stored states
+QUANTIZED = ("f32_q8", "f32_qbf16", "f32_qbf16sr")     # kernel suffixes of stored states
 
 
 def _stored(rule, context):
@@ -57,8 +60,9 @@ def kernels(rule, context):
 
 
 def _kernel(context, stored, suffix):
-    eight = suffix == "f32_q8"
+    eight, stochastic = suffix == "f32_q8", suffix == "f32_qbf16sr"
     params, pointers, loads, stores, offsets, row_args, blocks = [], [], [], [], [], [], []
+    keys = []       # stochastic rounding: one key per stored state, in kernel order
     for a in context["arrays"]:
         c, written = a["c"], a["written"] or a["c"] in stored   # every stored state is stored back
         const = "" if written else "const "
@@ -79,21 +83,29 @@ def _kernel(context, stored, suffix):
         pointers.append(f"p_{c}")
         offsets.append(f"p_{c} + lo")
         loads.append(f"float x_{c} = om::get(p_{c}, e);")
-        if written:
+        if c in stored and stochastic:
+            keys.append(f"key_{c}")
+            # the element's index in its tensor: the span's first, `base`, plus e
+            stores.append(f"p_{c}[e] = om::stochastic_bfloat16(x_{c}, key_{c}, om::u64(base + e));")
+        elif written:
             stores.append(f"om::put(p_{c}, e, x_{c});")
     scalars = context["scalars"]
     count = len(pointers)
+    first_key = count + 2 + len(scalars)
     return {
         "name": f"{context['fn']}_{suffix}",
         "eight": eight,
+        "stochastic": stochastic,
+        "key_names": keys,
+        "key_words": list(range(first_key, first_key + len(keys))),
         "params": params,
         "loads": loads,
         "stores": stores,
         "blocks": blocks,
         "offset_args": offsets,
         "row_args": row_args,
-        "row_words": pointers + ["numel", "first_chunk"] + scalars,
-        "row": count + 2 + len(scalars),
+        "row_words": pointers + ["numel", "first_chunk"] + scalars + keys,
+        "row": first_key + len(keys),
         "count_word": count,
         "first_chunk_word": count + 1,
         "scalar_words": list(range(count + 2, count + 2 + len(scalars))),

@@ -23,7 +23,7 @@
 
 
 // == variant adabelief_default ===========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adabelief_default_f32) || defined(OM_KERNEL_adabelief_default_f64) || defined(OM_KERNEL_adabelief_default_f16) || defined(OM_KERNEL_adabelief_default_bf16) || defined(OM_KERNEL_adabelief_default_f16_mp) || defined(OM_KERNEL_adabelief_default_bf16_mp) || defined(OM_KERNEL_adabelief_default_f32_q8) || defined(OM_KERNEL_adabelief_default_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adabelief_default_f32) || defined(OM_KERNEL_adabelief_default_f64) || defined(OM_KERNEL_adabelief_default_f16) || defined(OM_KERNEL_adabelief_default_bf16) || defined(OM_KERNEL_adabelief_default_f16_mp) || defined(OM_KERNEL_adabelief_default_bf16_mp) || defined(OM_KERNEL_adabelief_default_f32_q8) || defined(OM_KERNEL_adabelief_default_f32_qbf16) || defined(OM_KERNEL_adabelief_default_f32_qbf16sr)
 
 template <typename M>
 struct adabelief_default_scalars {
@@ -353,7 +353,6 @@ extern "C" void adabelief_default_f32_qbf16(
     const int threads)
 {
     const adabelief_default_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adabelief_default_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, hi - lo, s);
     });
@@ -362,11 +361,58 @@ extern "C" void adabelief_default_f32_qbf16(
 extern "C" void adabelief_default_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adabelief_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         adabelief_default_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adabelief_default_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adabelief_default_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    const om::index_t n, const adabelief_default_scalars<float> s, const om::index_t base, const om::u64 key_mean, const om::u64 key_var)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mean = om::get(p_mean, e);
+        float x_var = om::get(p_var, e);
+        adabelief_default_math<float>(x_weight, x_grad, x_mean, x_var, x_weight, x_mean, x_var, s);
+        om::put(p_weight, e, x_weight);
+        p_mean[e] = om::stochastic_bfloat16(x_mean, key_mean, om::u64(base + e));
+        p_var[e] = om::stochastic_bfloat16(x_var, key_var, om::u64(base + e));
+    }
+}
+
+extern "C" void adabelief_default_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_mean, const om::u64 key_var,
+    const int threads)
+{
+    const adabelief_default_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adabelief_default_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, hi - lo, s, lo, key_mean, key_var);
+    });
+}
+
+extern "C" void adabelief_default_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mean, p_var, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_mean, key_var
+    om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adabelief_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adabelief_default_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[15], row[16]);
     });
 }
 #endif

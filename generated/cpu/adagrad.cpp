@@ -23,7 +23,7 @@
 
 
 // == variant adagrad_default =============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adagrad_default_f32) || defined(OM_KERNEL_adagrad_default_f64) || defined(OM_KERNEL_adagrad_default_f16) || defined(OM_KERNEL_adagrad_default_bf16) || defined(OM_KERNEL_adagrad_default_f16_mp) || defined(OM_KERNEL_adagrad_default_bf16_mp) || defined(OM_KERNEL_adagrad_default_f32_q8) || defined(OM_KERNEL_adagrad_default_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adagrad_default_f32) || defined(OM_KERNEL_adagrad_default_f64) || defined(OM_KERNEL_adagrad_default_f16) || defined(OM_KERNEL_adagrad_default_bf16) || defined(OM_KERNEL_adagrad_default_f16_mp) || defined(OM_KERNEL_adagrad_default_bf16_mp) || defined(OM_KERNEL_adagrad_default_f32_q8) || defined(OM_KERNEL_adagrad_default_f32_qbf16) || defined(OM_KERNEL_adagrad_default_f32_qbf16sr)
 
 template <typename M>
 struct adagrad_default_scalars {
@@ -318,7 +318,6 @@ extern "C" void adagrad_default_f32_qbf16(
     const int threads)
 {
     const adagrad_default_scalars<float> s = { clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adagrad_default_f32_qbf16_span(p_weight + lo, p_grad + lo, p_history + lo, hi - lo, s);
     });
@@ -327,11 +326,54 @@ extern "C" void adagrad_default_f32_qbf16(
 extern "C" void adagrad_default_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adagrad_default_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
         adagrad_default_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adagrad_default_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adagrad_default_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_history,
+    const om::index_t n, const adagrad_default_scalars<float> s, const om::index_t base, const om::u64 key_history)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_history = om::get(p_history, e);
+        adagrad_default_math<float>(x_weight, x_grad, x_history, x_weight, x_history, s);
+        om::put(p_weight, e, x_weight);
+        p_history[e] = om::stochastic_bfloat16(x_history, key_history, om::u64(base + e));
+    }
+}
+
+extern "C" void adagrad_default_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_history,
+    const om::index_t numel, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_history,
+    const int threads)
+{
+    const adagrad_default_scalars<float> s = { clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adagrad_default_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_history + lo, hi - lo, s, lo, key_history);
+    });
+}
+
+extern "C" void adagrad_default_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_history, numel, first_chunk, clip_gradient, epsilon, lr, rescale_grad, wd, key_history
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adagrad_default_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adagrad_default_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[10]);
     });
 }
 #endif

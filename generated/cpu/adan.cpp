@@ -23,7 +23,7 @@
 
 
 // == variant adan_maximize__started_eq_0 =================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16_mp) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_q8) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_eq_0_bf16_mp) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_q8) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_qbf16) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_qbf16sr)
 
 template <typename M>
 struct adan_maximize__started_eq_0_scalars {
@@ -408,7 +408,6 @@ extern "C" void adan_maximize__started_eq_0_f32_qbf16(
     const int threads)
 {
     const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adan_maximize__started_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
@@ -417,7 +416,7 @@ extern "C" void adan_maximize__started_eq_0_f32_qbf16(
 extern "C" void adan_maximize__started_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
     om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
@@ -426,11 +425,66 @@ extern "C" void adan_maximize__started_eq_0_f32_qbf16_multi(const om::u64* __res
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_eq_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adan_maximize__started_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t n, const adan_maximize__started_eq_0_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_diff, const om::u64 key_exp_avg_sq, const om::u64 key_prev_grad)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_diff = om::get(p_exp_avg_diff, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_prev_grad = om::get(p_prev_grad, e);
+        adan_maximize__started_eq_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_diff[e] = om::stochastic_bfloat16(x_exp_avg_diff, key_exp_avg_diff, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+        p_prev_grad[e] = om::stochastic_bfloat16(x_prev_grad, key_prev_grad, om::u64(base + e));
+    }
+}
+
+extern "C" void adan_maximize__started_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const om::u64 key_exp_avg, const om::u64 key_exp_avg_diff, const om::u64 key_exp_avg_sq, const om::u64 key_prev_grad,
+    const int threads)
+{
+    const adan_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_maximize__started_eq_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_diff, key_exp_avg_sq, key_prev_grad);
+    });
+}
+
+extern "C" void adan_maximize__started_eq_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad, key_exp_avg, key_exp_avg_diff, key_exp_avg_sq, key_prev_grad
+    om::share_chunks<25>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_maximize__started_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s, start, row[21], row[22], row[23], row[24]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adan_maximize__started_ne_0 =================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16_mp) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_q8) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_maximize__started_ne_0_bf16_mp) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_q8) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_qbf16) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_qbf16sr)
 
 template <typename M>
 struct adan_maximize__started_ne_0_scalars {
@@ -821,7 +875,6 @@ extern "C" void adan_maximize__started_ne_0_f32_qbf16(
     const int threads)
 {
     const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adan_maximize__started_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
@@ -830,7 +883,7 @@ extern "C" void adan_maximize__started_ne_0_f32_qbf16(
 extern "C" void adan_maximize__started_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
     om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
@@ -839,11 +892,66 @@ extern "C" void adan_maximize__started_ne_0_f32_qbf16_multi(const om::u64* __res
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_maximize__started_ne_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adan_maximize__started_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t n, const adan_maximize__started_ne_0_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_diff, const om::u64 key_exp_avg_sq, const om::u64 key_prev_grad)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_diff = om::get(p_exp_avg_diff, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_prev_grad = om::get(p_prev_grad, e);
+        adan_maximize__started_ne_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_diff[e] = om::stochastic_bfloat16(x_exp_avg_diff, key_exp_avg_diff, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+        p_prev_grad[e] = om::stochastic_bfloat16(x_prev_grad, key_prev_grad, om::u64(base + e));
+    }
+}
+
+extern "C" void adan_maximize__started_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const om::u64 key_exp_avg, const om::u64 key_exp_avg_diff, const om::u64 key_exp_avg_sq, const om::u64 key_prev_grad,
+    const int threads)
+{
+    const adan_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_maximize__started_ne_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_diff, key_exp_avg_sq, key_prev_grad);
+    });
+}
+
+extern "C" void adan_maximize__started_ne_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad, key_exp_avg, key_exp_avg_diff, key_exp_avg_sq, key_prev_grad
+    om::share_chunks<26>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_maximize__started_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s, start, row[22], row[23], row[24], row[25]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adan_not_maximize__started_eq_0 =============================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16_mp) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_q8) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_bf16_mp) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_q8) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_qbf16) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_qbf16sr)
 
 template <typename M>
 struct adan_not_maximize__started_eq_0_scalars {
@@ -1227,7 +1335,6 @@ extern "C" void adan_not_maximize__started_eq_0_f32_qbf16(
     const int threads)
 {
     const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adan_not_maximize__started_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
@@ -1236,7 +1343,7 @@ extern "C" void adan_not_maximize__started_eq_0_f32_qbf16(
 extern "C" void adan_not_maximize__started_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad
     om::share_chunks<21>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
@@ -1245,11 +1352,66 @@ extern "C" void adan_not_maximize__started_eq_0_f32_qbf16_multi(const om::u64* _
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_eq_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adan_not_maximize__started_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t n, const adan_not_maximize__started_eq_0_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_diff, const om::u64 key_exp_avg_sq, const om::u64 key_prev_grad)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_diff = om::get(p_exp_avg_diff, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_prev_grad = om::get(p_prev_grad, e);
+        adan_not_maximize__started_eq_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_diff[e] = om::stochastic_bfloat16(x_exp_avg_diff, key_exp_avg_diff, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+        p_prev_grad[e] = om::stochastic_bfloat16(x_prev_grad, key_prev_grad, om::u64(base + e));
+    }
+}
+
+extern "C" void adan_not_maximize__started_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const om::u64 key_exp_avg, const om::u64 key_exp_avg_diff, const om::u64 key_exp_avg_sq, const om::u64 key_prev_grad,
+    const int threads)
+{
+    const adan_not_maximize__started_eq_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_not_maximize__started_eq_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_diff, key_exp_avg_sq, key_prev_grad);
+    });
+}
+
+extern "C" void adan_not_maximize__started_eq_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, clip_gradient, epsilon, lr, rescale_grad, key_exp_avg, key_exp_avg_diff, key_exp_avg_sq, key_prev_grad
+    om::share_chunks<25>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_not_maximize__started_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        adan_not_maximize__started_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s, start, row[21], row[22], row[23], row[24]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adan_not_maximize__started_ne_0 =============================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16_mp) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_q8) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f64) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f16_mp) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_bf16_mp) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_q8) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_qbf16) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_qbf16sr)
 
 template <typename M>
 struct adan_not_maximize__started_ne_0_scalars {
@@ -1639,7 +1801,6 @@ extern "C" void adan_not_maximize__started_ne_0_f32_qbf16(
     const int threads)
 {
     const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adan_not_maximize__started_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s);
     });
@@ -1648,11 +1809,66 @@ extern "C" void adan_not_maximize__started_ne_0_f32_qbf16(
 extern "C" void adan_not_maximize__started_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad
     om::share_chunks<22>(table, tensors, chunks, 6, 7, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
         adan_not_maximize__started_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adan_not_maximize__started_ne_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adan_not_maximize__started_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t n, const adan_not_maximize__started_ne_0_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_diff, const om::u64 key_exp_avg_sq, const om::u64 key_prev_grad)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_diff = om::get(p_exp_avg_diff, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_prev_grad = om::get(p_prev_grad, e);
+        adan_not_maximize__started_ne_0_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, x_weight, x_exp_avg, x_exp_avg_diff, x_exp_avg_sq, x_prev_grad, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_diff[e] = om::stochastic_bfloat16(x_exp_avg_diff, key_exp_avg_diff, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+        p_prev_grad[e] = om::stochastic_bfloat16(x_prev_grad, key_prev_grad, om::u64(base + e));
+    }
+}
+
+extern "C" void adan_not_maximize__started_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_diff,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_prev_grad,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float c_6, const float c_7, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const om::u64 key_exp_avg, const om::u64 key_exp_avg_diff, const om::u64 key_exp_avg_sq, const om::u64 key_prev_grad,
+    const int threads)
+{
+    const adan_not_maximize__started_ne_0_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adan_not_maximize__started_ne_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_diff + lo, p_exp_avg_sq + lo, p_prev_grad + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_diff, key_exp_avg_sq, key_prev_grad);
+    });
+}
+
+extern "C" void adan_not_maximize__started_ne_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_diff, p_exp_avg_sq, p_prev_grad, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, c_6, c_7, clip_gradient, epsilon, lr, rescale_grad, key_exp_avg, key_exp_avg_diff, key_exp_avg_sq, key_prev_grad
+    om::share_chunks<26>(table, tensors, chunks, 6, 7, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adan_not_maximize__started_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        adan_not_maximize__started_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, span, s, start, row[22], row[23], row[24], row[25]);
     });
 }
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant ademamix_warmup_is_none =====================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f32) || defined(OM_KERNEL_ademamix_warmup_is_none_f64) || defined(OM_KERNEL_ademamix_warmup_is_none_f16) || defined(OM_KERNEL_ademamix_warmup_is_none_bf16) || defined(OM_KERNEL_ademamix_warmup_is_none_f16_mp) || defined(OM_KERNEL_ademamix_warmup_is_none_bf16_mp) || defined(OM_KERNEL_ademamix_warmup_is_none_f32_q8) || defined(OM_KERNEL_ademamix_warmup_is_none_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f32) || defined(OM_KERNEL_ademamix_warmup_is_none_f64) || defined(OM_KERNEL_ademamix_warmup_is_none_f16) || defined(OM_KERNEL_ademamix_warmup_is_none_bf16) || defined(OM_KERNEL_ademamix_warmup_is_none_f16_mp) || defined(OM_KERNEL_ademamix_warmup_is_none_bf16_mp) || defined(OM_KERNEL_ademamix_warmup_is_none_f32_q8) || defined(OM_KERNEL_ademamix_warmup_is_none_f32_qbf16) || defined(OM_KERNEL_ademamix_warmup_is_none_f32_qbf16sr)
 
 template <typename M>
 struct ademamix_warmup_is_none_scalars {
@@ -387,7 +387,6 @@ extern "C" void ademamix_warmup_is_none_f32_qbf16(
     const int threads)
 {
     const ademamix_warmup_is_none_scalars<float> s = { alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         ademamix_warmup_is_none_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg_fast + lo, p_exp_avg_slow + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -396,7 +395,7 @@ extern "C" void ademamix_warmup_is_none_f32_qbf16(
 extern "C" void ademamix_warmup_is_none_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_none_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
@@ -405,11 +404,62 @@ extern "C" void ademamix_warmup_is_none_f32_qbf16_multi(const om::u64* __restric
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_none_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void ademamix_warmup_is_none_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg_fast,
+    om::bfloat16* __restrict__ p_exp_avg_slow,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const ademamix_warmup_is_none_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg_fast, const om::u64 key_exp_avg_slow, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg_fast = om::get(p_exp_avg_fast, e);
+        float x_exp_avg_slow = om::get(p_exp_avg_slow, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        ademamix_warmup_is_none_math<float>(x_weight, x_grad, x_exp_avg_fast, x_exp_avg_slow, x_exp_avg_sq, x_weight, x_exp_avg_fast, x_exp_avg_slow, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg_fast[e] = om::stochastic_bfloat16(x_exp_avg_fast, key_exp_avg_fast, om::u64(base + e));
+        p_exp_avg_slow[e] = om::stochastic_bfloat16(x_exp_avg_slow, key_exp_avg_slow, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void ademamix_warmup_is_none_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg_fast,
+    om::bfloat16* __restrict__ p_exp_avg_slow,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float alpha, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg_fast, const om::u64 key_exp_avg_slow, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const ademamix_warmup_is_none_scalars<float> s = { alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        ademamix_warmup_is_none_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg_fast + lo, p_exp_avg_slow + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg_fast, key_exp_avg_slow, key_exp_avg_sq);
+    });
+}
+
+extern "C" void ademamix_warmup_is_none_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd, key_exp_avg_fast, key_exp_avg_slow, key_exp_avg_sq
+    om::share_chunks<24>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const ademamix_warmup_is_none_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        ademamix_warmup_is_none_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[21], row[22], row[23]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant ademamix_warmup_is_set ======================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f32) || defined(OM_KERNEL_ademamix_warmup_is_set_f64) || defined(OM_KERNEL_ademamix_warmup_is_set_f16) || defined(OM_KERNEL_ademamix_warmup_is_set_bf16) || defined(OM_KERNEL_ademamix_warmup_is_set_f16_mp) || defined(OM_KERNEL_ademamix_warmup_is_set_bf16_mp) || defined(OM_KERNEL_ademamix_warmup_is_set_f32_q8) || defined(OM_KERNEL_ademamix_warmup_is_set_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f32) || defined(OM_KERNEL_ademamix_warmup_is_set_f64) || defined(OM_KERNEL_ademamix_warmup_is_set_f16) || defined(OM_KERNEL_ademamix_warmup_is_set_bf16) || defined(OM_KERNEL_ademamix_warmup_is_set_f16_mp) || defined(OM_KERNEL_ademamix_warmup_is_set_bf16_mp) || defined(OM_KERNEL_ademamix_warmup_is_set_f32_q8) || defined(OM_KERNEL_ademamix_warmup_is_set_f32_qbf16) || defined(OM_KERNEL_ademamix_warmup_is_set_f32_qbf16sr)
 
 template <typename M>
 struct ademamix_warmup_is_set_scalars {
@@ -773,7 +823,6 @@ extern "C" void ademamix_warmup_is_set_f32_qbf16(
     const int threads)
 {
     const ademamix_warmup_is_set_scalars<float> s = { alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         ademamix_warmup_is_set_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg_fast + lo, p_exp_avg_slow + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -782,11 +831,62 @@ extern "C" void ademamix_warmup_is_set_f32_qbf16(
 extern "C" void ademamix_warmup_is_set_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const ademamix_warmup_is_set_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
         ademamix_warmup_is_set_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_ademamix_warmup_is_set_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void ademamix_warmup_is_set_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg_fast,
+    om::bfloat16* __restrict__ p_exp_avg_slow,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const ademamix_warmup_is_set_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg_fast, const om::u64 key_exp_avg_slow, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg_fast = om::get(p_exp_avg_fast, e);
+        float x_exp_avg_slow = om::get(p_exp_avg_slow, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        ademamix_warmup_is_set_math<float>(x_weight, x_grad, x_exp_avg_fast, x_exp_avg_slow, x_exp_avg_sq, x_weight, x_exp_avg_fast, x_exp_avg_slow, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg_fast[e] = om::stochastic_bfloat16(x_exp_avg_fast, key_exp_avg_fast, om::u64(base + e));
+        p_exp_avg_slow[e] = om::stochastic_bfloat16(x_exp_avg_slow, key_exp_avg_slow, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void ademamix_warmup_is_set_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg_fast,
+    om::bfloat16* __restrict__ p_exp_avg_slow,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float alpha_t_1, const float beta1, const float beta2, const float beta3_t_1, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg_fast, const om::u64 key_exp_avg_slow, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const ademamix_warmup_is_set_scalars<float> s = { alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        ademamix_warmup_is_set_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg_fast + lo, p_exp_avg_slow + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg_fast, key_exp_avg_slow, key_exp_avg_sq);
+    });
+}
+
+extern "C" void ademamix_warmup_is_set_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg_fast, p_exp_avg_slow, p_exp_avg_sq, numel, first_chunk, alpha_t_1, beta1, beta2, beta3_t_1, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd, key_exp_avg_fast, key_exp_avg_slow, key_exp_avg_sq
+    om::share_chunks<24>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const ademamix_warmup_is_set_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])) };
+        ademamix_warmup_is_set_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[21], row[22], row[23]);
     });
 }
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant adopt_started_eq_0__use_clipping__nesterov ==================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_qbf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_qbf16sr)
 
 template <typename M>
 struct adopt_started_eq_0__use_clipping__nesterov_scalars {
@@ -327,7 +327,6 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16(
     const int threads)
 {
     const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_eq_0__use_clipping__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -336,7 +335,7 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16(
 extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
     om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -345,11 +344,57 @@ extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16_multi(const
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16sr_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_eq_0__use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16sr(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__use_clipping__nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__nesterov_f32_qbf16sr_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[9], row[10]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_eq_0__use_clipping__not_nesterov ==============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16sr)
 
 template <typename M>
 struct adopt_started_eq_0__use_clipping__not_nesterov_scalars {
@@ -653,7 +698,6 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16(
     const int threads)
 {
     const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -662,7 +706,7 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16(
 extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
     om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -671,11 +715,57 @@ extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16_multi(c
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16sr_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_eq_0__use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16sr(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__use_clipping__not_nesterov_f32_qbf16sr_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[9], row[10]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_eq_0__not_use_clipping__nesterov ==============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16sr)
 
 template <typename M>
 struct adopt_started_eq_0__not_use_clipping__nesterov_scalars {
@@ -979,7 +1069,6 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16(
     const int threads)
 {
     const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -988,7 +1077,7 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16(
 extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
     om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -997,11 +1086,57 @@ extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16_multi(c
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16sr_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_eq_0__not_use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16sr(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__nesterov_f32_qbf16sr_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[9], row[10]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_eq_0__not_use_clipping__not_nesterov ==========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16sr)
 
 template <typename M>
 struct adopt_started_eq_0__not_use_clipping__not_nesterov_scalars {
@@ -1305,7 +1440,6 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16(
     const int threads)
 {
     const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1314,7 +1448,7 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16(
 extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd
     om::share_chunks<9>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -1323,11 +1457,57 @@ extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16_mul
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16sr_span(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_eq_0__not_use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_exp_avg_sq, s);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16sr(
+    const float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float clip_gradient, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { clip_gradient, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, clip_gradient, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<11>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_eq_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        adopt_started_eq_0__not_use_clipping__not_nesterov_f32_qbf16sr_span(om::pointer<const float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[9], row[10]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_ne_0__use_clipping__nesterov ==================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_qbf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_qbf16sr)
 
 template <typename M>
 struct adopt_started_ne_0__use_clipping__nesterov_scalars {
@@ -1659,7 +1839,6 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16(
     const int threads)
 {
     const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_ne_0__use_clipping__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1668,7 +1847,7 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16(
 extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
@@ -1677,11 +1856,58 @@ extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16_multi(const
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_ne_0__use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__use_clipping__nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<18>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[16], row[17]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_ne_0__use_clipping__not_nesterov ==============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16sr)
 
 template <typename M>
 struct adopt_started_ne_0__use_clipping__not_nesterov_scalars {
@@ -2011,7 +2237,6 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16(
     const int threads)
 {
     const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -2020,7 +2245,7 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16(
 extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
@@ -2029,11 +2254,58 @@ extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16_multi(c
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_ne_0__use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, lr, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<18>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adopt_started_ne_0__use_clipping__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[16], row[17]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_ne_0__not_use_clipping__nesterov ==============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16sr)
 
 template <typename M>
 struct adopt_started_ne_0__not_use_clipping__nesterov_scalars {
@@ -2363,7 +2635,6 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16(
     const int threads)
 {
     const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -2372,7 +2643,7 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16(
 extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
@@ -2381,11 +2652,58 @@ extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16_multi(c
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_ne_0__not_use_clipping__nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__not_use_clipping__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[15], row[16]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adopt_started_ne_0__not_use_clipping__not_nesterov ==========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f64) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_bf16_mp) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_q8) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16sr)
 
 template <typename M>
 struct adopt_started_ne_0__not_use_clipping__not_nesterov_scalars {
@@ -2713,7 +3031,6 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16(
     const int threads)
 {
     const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -2722,11 +3039,58 @@ extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16(
 extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adopt_started_ne_0__not_use_clipping__not_nesterov_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<17>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adopt_started_ne_0__not_use_clipping__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        adopt_started_ne_0__not_use_clipping__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[15], row[16]);
     });
 }
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant aggmo_default ===============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_aggmo_default_f32) || defined(OM_KERNEL_aggmo_default_f64) || defined(OM_KERNEL_aggmo_default_f16) || defined(OM_KERNEL_aggmo_default_bf16) || defined(OM_KERNEL_aggmo_default_f16_mp) || defined(OM_KERNEL_aggmo_default_bf16_mp) || defined(OM_KERNEL_aggmo_default_f32_q8) || defined(OM_KERNEL_aggmo_default_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_aggmo_default_f32) || defined(OM_KERNEL_aggmo_default_f64) || defined(OM_KERNEL_aggmo_default_f16) || defined(OM_KERNEL_aggmo_default_bf16) || defined(OM_KERNEL_aggmo_default_f16_mp) || defined(OM_KERNEL_aggmo_default_bf16_mp) || defined(OM_KERNEL_aggmo_default_f32_q8) || defined(OM_KERNEL_aggmo_default_f32_qbf16) || defined(OM_KERNEL_aggmo_default_f32_qbf16sr)
 
 template <typename M>
 struct aggmo_default_scalars {
@@ -371,7 +371,6 @@ extern "C" void aggmo_default_f32_qbf16(
     const int threads)
 {
     const aggmo_default_scalars<float> s = { betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         aggmo_default_f32_qbf16_span(p_weight + lo, p_grad + lo, p_u_v0 + lo, p_u_v1 + lo, p_u_v2 + lo, hi - lo, s);
     });
@@ -380,11 +379,62 @@ extern "C" void aggmo_default_f32_qbf16(
 extern "C" void aggmo_default_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_u_v0, p_u_v1, p_u_v2, numel, first_chunk, betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_u_v0, p_u_v1, p_u_v2, numel, first_chunk, betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd
     om::share_chunks<14>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const aggmo_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         aggmo_default_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_aggmo_default_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void aggmo_default_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_v0,
+    om::bfloat16* __restrict__ p_u_v1,
+    om::bfloat16* __restrict__ p_u_v2,
+    const om::index_t n, const aggmo_default_scalars<float> s, const om::index_t base, const om::u64 key_u_v0, const om::u64 key_u_v1, const om::u64 key_u_v2)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_u_v0 = om::get(p_u_v0, e);
+        float x_u_v1 = om::get(p_u_v1, e);
+        float x_u_v2 = om::get(p_u_v2, e);
+        aggmo_default_math<float>(x_weight, x_grad, x_u_v0, x_u_v1, x_u_v2, x_weight, x_u_v0, x_u_v1, x_u_v2, s);
+        om::put(p_weight, e, x_weight);
+        p_u_v0[e] = om::stochastic_bfloat16(x_u_v0, key_u_v0, om::u64(base + e));
+        p_u_v1[e] = om::stochastic_bfloat16(x_u_v1, key_u_v1, om::u64(base + e));
+        p_u_v2[e] = om::stochastic_bfloat16(x_u_v2, key_u_v2, om::u64(base + e));
+    }
+}
+
+extern "C" void aggmo_default_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_v0,
+    om::bfloat16* __restrict__ p_u_v1,
+    om::bfloat16* __restrict__ p_u_v2,
+    const om::index_t numel, const float betas_0, const float betas_1, const float betas_2, const float c_1, const float clip_gradient, const float rescale_grad, const float wd, const om::u64 key_u_v0, const om::u64 key_u_v1, const om::u64 key_u_v2,
+    const int threads)
+{
+    const aggmo_default_scalars<float> s = { betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        aggmo_default_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_u_v0 + lo, p_u_v1 + lo, p_u_v2 + lo, hi - lo, s, lo, key_u_v0, key_u_v1, key_u_v2);
+    });
+}
+
+extern "C" void aggmo_default_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_u_v0, p_u_v1, p_u_v2, numel, first_chunk, betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd, key_u_v0, key_u_v1, key_u_v2
+    om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const aggmo_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        aggmo_default_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[14], row[15], row[16]);
     });
 }
 #endif

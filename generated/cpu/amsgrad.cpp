@@ -23,7 +23,7 @@
 
 
 // == variant amsgrad_maximize ============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_f32) || defined(OM_KERNEL_amsgrad_maximize_f64) || defined(OM_KERNEL_amsgrad_maximize_f16) || defined(OM_KERNEL_amsgrad_maximize_bf16) || defined(OM_KERNEL_amsgrad_maximize_f16_mp) || defined(OM_KERNEL_amsgrad_maximize_bf16_mp) || defined(OM_KERNEL_amsgrad_maximize_f32_q8) || defined(OM_KERNEL_amsgrad_maximize_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_f32) || defined(OM_KERNEL_amsgrad_maximize_f64) || defined(OM_KERNEL_amsgrad_maximize_f16) || defined(OM_KERNEL_amsgrad_maximize_bf16) || defined(OM_KERNEL_amsgrad_maximize_f16_mp) || defined(OM_KERNEL_amsgrad_maximize_bf16_mp) || defined(OM_KERNEL_amsgrad_maximize_f32_q8) || defined(OM_KERNEL_amsgrad_maximize_f32_qbf16) || defined(OM_KERNEL_amsgrad_maximize_f32_qbf16sr)
 
 template <typename M>
 struct amsgrad_maximize_scalars {
@@ -376,7 +376,6 @@ extern "C" void amsgrad_maximize_f32_qbf16(
     const int threads)
 {
     const amsgrad_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         amsgrad_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, p_var_max + lo, hi - lo, s);
     });
@@ -385,7 +384,7 @@ extern "C" void amsgrad_maximize_f32_qbf16(
 extern "C" void amsgrad_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const amsgrad_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
@@ -394,11 +393,62 @@ extern "C" void amsgrad_maximize_f32_qbf16_multi(const om::u64* __restrict__ tab
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_maximize_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void amsgrad_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t n, const amsgrad_maximize_scalars<float> s, const om::index_t base, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_var_max)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mean = om::get(p_mean, e);
+        float x_var = om::get(p_var, e);
+        float x_var_max = om::get(p_var_max, e);
+        amsgrad_maximize_math<float>(x_weight, x_grad, x_mean, x_var, x_var_max, x_weight, x_mean, x_var, x_var_max, s);
+        om::put(p_weight, e, x_weight);
+        p_mean[e] = om::stochastic_bfloat16(x_mean, key_mean, om::u64(base + e));
+        p_var[e] = om::stochastic_bfloat16(x_var, key_var, om::u64(base + e));
+        p_var_max[e] = om::stochastic_bfloat16(x_var_max, key_var_max, om::u64(base + e));
+    }
+}
+
+extern "C" void amsgrad_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_var_max,
+    const int threads)
+{
+    const amsgrad_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        amsgrad_maximize_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, p_var_max + lo, hi - lo, s, lo, key_mean, key_var, key_var_max);
+    });
+}
+
+extern "C" void amsgrad_maximize_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_mean, key_var, key_var_max
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const amsgrad_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        amsgrad_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[16], row[17], row[18]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant amsgrad_not_maximize ========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_f32) || defined(OM_KERNEL_amsgrad_not_maximize_f64) || defined(OM_KERNEL_amsgrad_not_maximize_f16) || defined(OM_KERNEL_amsgrad_not_maximize_bf16) || defined(OM_KERNEL_amsgrad_not_maximize_f16_mp) || defined(OM_KERNEL_amsgrad_not_maximize_bf16_mp) || defined(OM_KERNEL_amsgrad_not_maximize_f32_q8) || defined(OM_KERNEL_amsgrad_not_maximize_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_f32) || defined(OM_KERNEL_amsgrad_not_maximize_f64) || defined(OM_KERNEL_amsgrad_not_maximize_f16) || defined(OM_KERNEL_amsgrad_not_maximize_bf16) || defined(OM_KERNEL_amsgrad_not_maximize_f16_mp) || defined(OM_KERNEL_amsgrad_not_maximize_bf16_mp) || defined(OM_KERNEL_amsgrad_not_maximize_f32_q8) || defined(OM_KERNEL_amsgrad_not_maximize_f32_qbf16) || defined(OM_KERNEL_amsgrad_not_maximize_f32_qbf16sr)
 
 template <typename M>
 struct amsgrad_not_maximize_scalars {
@@ -751,7 +801,6 @@ extern "C" void amsgrad_not_maximize_f32_qbf16(
     const int threads)
 {
     const amsgrad_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         amsgrad_not_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, p_var_max + lo, hi - lo, s);
     });
@@ -760,11 +809,62 @@ extern "C" void amsgrad_not_maximize_f32_qbf16(
 extern "C" void amsgrad_not_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const amsgrad_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         amsgrad_not_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_amsgrad_not_maximize_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void amsgrad_not_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t n, const amsgrad_not_maximize_scalars<float> s, const om::index_t base, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_var_max)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mean = om::get(p_mean, e);
+        float x_var = om::get(p_var, e);
+        float x_var_max = om::get(p_var_max, e);
+        amsgrad_not_maximize_math<float>(x_weight, x_grad, x_mean, x_var, x_var_max, x_weight, x_mean, x_var, x_var_max, s);
+        om::put(p_weight, e, x_weight);
+        p_mean[e] = om::stochastic_bfloat16(x_mean, key_mean, om::u64(base + e));
+        p_var[e] = om::stochastic_bfloat16(x_var, key_var, om::u64(base + e));
+        p_var_max[e] = om::stochastic_bfloat16(x_var_max, key_var_max, om::u64(base + e));
+    }
+}
+
+extern "C" void amsgrad_not_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_var_max,
+    const int threads)
+{
+    const amsgrad_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        amsgrad_not_maximize_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, p_var_max + lo, hi - lo, s, lo, key_mean, key_var, key_var_max);
+    });
+}
+
+extern "C" void amsgrad_not_maximize_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_mean, key_var, key_var_max
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const amsgrad_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        amsgrad_not_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[16], row[17], row[18]);
     });
 }
 #endif

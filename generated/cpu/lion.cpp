@@ -23,7 +23,7 @@
 
 
 // == variant lion_maximize ===============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f32) || defined(OM_KERNEL_lion_maximize_f64) || defined(OM_KERNEL_lion_maximize_f16) || defined(OM_KERNEL_lion_maximize_bf16) || defined(OM_KERNEL_lion_maximize_f16_mp) || defined(OM_KERNEL_lion_maximize_bf16_mp) || defined(OM_KERNEL_lion_maximize_f32_q8) || defined(OM_KERNEL_lion_maximize_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f32) || defined(OM_KERNEL_lion_maximize_f64) || defined(OM_KERNEL_lion_maximize_f16) || defined(OM_KERNEL_lion_maximize_bf16) || defined(OM_KERNEL_lion_maximize_f16_mp) || defined(OM_KERNEL_lion_maximize_bf16_mp) || defined(OM_KERNEL_lion_maximize_f32_q8) || defined(OM_KERNEL_lion_maximize_f32_qbf16) || defined(OM_KERNEL_lion_maximize_f32_qbf16sr)
 
 template <typename M>
 struct lion_maximize_scalars {
@@ -324,7 +324,6 @@ extern "C" void lion_maximize_f32_qbf16(
     const int threads)
 {
     const lion_maximize_scalars<float> s = { beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lion_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, hi - lo, s);
     });
@@ -333,7 +332,7 @@ extern "C" void lion_maximize_f32_qbf16(
 extern "C" void lion_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, numel, first_chunk, beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, numel, first_chunk, beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd
     om::share_chunks<13>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lion_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -342,11 +341,54 @@ extern "C" void lion_maximize_f32_qbf16_multi(const om::u64* __restrict__ table,
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_maximize_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void lion_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    const om::index_t n, const lion_maximize_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        lion_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_weight, x_exp_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void lion_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    const om::index_t numel, const float beta1, const float beta2, const float c_2, const float c_3, const float clip_gradient, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg,
+    const int threads)
+{
+    const lion_maximize_scalars<float> s = { beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lion_maximize_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, hi - lo, s, lo, key_exp_avg);
+    });
+}
+
+extern "C" void lion_maximize_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, numel, first_chunk, beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd, key_exp_avg
+    om::share_chunks<14>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lion_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        lion_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[13]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant lion_not_maximize ===========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f32) || defined(OM_KERNEL_lion_not_maximize_f64) || defined(OM_KERNEL_lion_not_maximize_f16) || defined(OM_KERNEL_lion_not_maximize_bf16) || defined(OM_KERNEL_lion_not_maximize_f16_mp) || defined(OM_KERNEL_lion_not_maximize_bf16_mp) || defined(OM_KERNEL_lion_not_maximize_f32_q8) || defined(OM_KERNEL_lion_not_maximize_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f32) || defined(OM_KERNEL_lion_not_maximize_f64) || defined(OM_KERNEL_lion_not_maximize_f16) || defined(OM_KERNEL_lion_not_maximize_bf16) || defined(OM_KERNEL_lion_not_maximize_f16_mp) || defined(OM_KERNEL_lion_not_maximize_bf16_mp) || defined(OM_KERNEL_lion_not_maximize_f32_q8) || defined(OM_KERNEL_lion_not_maximize_f32_qbf16) || defined(OM_KERNEL_lion_not_maximize_f32_qbf16sr)
 
 template <typename M>
 struct lion_not_maximize_scalars {
@@ -646,7 +688,6 @@ extern "C" void lion_not_maximize_f32_qbf16(
     const int threads)
 {
     const lion_not_maximize_scalars<float> s = { beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         lion_not_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, hi - lo, s);
     });
@@ -655,11 +696,54 @@ extern "C" void lion_not_maximize_f32_qbf16(
 extern "C" void lion_not_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, numel, first_chunk, beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, numel, first_chunk, beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd
     om::share_chunks<13>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const lion_not_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         lion_not_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_lion_not_maximize_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void lion_not_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    const om::index_t n, const lion_not_maximize_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        lion_not_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_weight, x_exp_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void lion_not_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    const om::index_t numel, const float beta1, const float beta2, const float c_2, const float c_3, const float clip_gradient, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg,
+    const int threads)
+{
+    const lion_not_maximize_scalars<float> s = { beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        lion_not_maximize_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, hi - lo, s, lo, key_exp_avg);
+    });
+}
+
+extern "C" void lion_not_maximize_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, numel, first_chunk, beta1, beta2, c_2, c_3, clip_gradient, lr, rescale_grad, wd, key_exp_avg
+    om::share_chunks<14>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const lion_not_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        lion_not_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[13]);
     });
 }
 #endif

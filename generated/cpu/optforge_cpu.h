@@ -377,6 +377,35 @@ static inline void quantize_block(const float* __restrict__ v, const index_t m, 
     codes_of(index, m, lut, search, keep, codes);
 }
 
+// -- stochastic rounding of bfloat16 states (quantized.store_bfloat16 with a key) ----------
+// 16 random bits of element `index` under a 64-bit key (quantized.stochastic_bits): murmur3's
+// 32-bit finaliser of the index's low word mixed with the key's low word, then again with
+// the high words. A function of (key, index) only, so threads and chunks change no bit.
+static inline __attribute__((always_inline)) u32 fmix32(u32 h) {
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    return h ^ (h >> 16);
+}
+
+static inline __attribute__((always_inline)) u32 stochastic_bits(const u64 key, const u64 index) {
+    const u32 h = fmix32(u32(index) ^ u32(key));
+    return fmix32(h ^ u32(index >> 32) ^ u32(key >> 32)) >> 16;
+}
+
+// x rounded to bfloat16 stochastically: the random bits added below bfloat16's last bit, then
+// truncated (rounds away from zero with probability equal to the distance from the value
+// below; a finite value may round to infinity); infinities stay, a NaN becomes the quiet
+// NaN of its sign (0x7fc0: the reference's rule, which drops payloads, unlike
+// float_to_bfloat16). Selects, not branches: the loop vectorises.
+static inline __attribute__((always_inline)) bfloat16 stochastic_bfloat16(const float x, const u64 key, const u64 index) {
+    const u32 f = float_bits(x), a = f & 0x7fffffffu;
+    const u32 rounded = (f + stochastic_bits(key, index)) >> 16;
+    const u32 nan = ((f >> 16) & 0x8000u) | 0x7fc0u;
+    return bfloat16{u16(pick(a < 0x7f800000u, rounded, pick(a == 0x7f800000u, f >> 16, nan)))};
+}
+
 }  // namespace om
 
 // NaN-propagating maximum and minimum for `omp simd` reductions of the passes' partials

@@ -23,7 +23,7 @@
 
 
 // == variant rmsprop_centered ============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32) || defined(OM_KERNEL_rmsprop_centered_f64) || defined(OM_KERNEL_rmsprop_centered_f16) || defined(OM_KERNEL_rmsprop_centered_bf16) || defined(OM_KERNEL_rmsprop_centered_f16_mp) || defined(OM_KERNEL_rmsprop_centered_bf16_mp) || defined(OM_KERNEL_rmsprop_centered_f32_q8) || defined(OM_KERNEL_rmsprop_centered_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32) || defined(OM_KERNEL_rmsprop_centered_f64) || defined(OM_KERNEL_rmsprop_centered_f16) || defined(OM_KERNEL_rmsprop_centered_bf16) || defined(OM_KERNEL_rmsprop_centered_f16_mp) || defined(OM_KERNEL_rmsprop_centered_bf16_mp) || defined(OM_KERNEL_rmsprop_centered_f32_q8) || defined(OM_KERNEL_rmsprop_centered_f32_qbf16) || defined(OM_KERNEL_rmsprop_centered_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_centered_scalars {
@@ -380,7 +380,6 @@ extern "C" void rmsprop_centered_f32_qbf16(
     const int threads)
 {
     const rmsprop_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_centered_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, p_mom + lo, hi - lo, s);
     });
@@ -389,7 +388,7 @@ extern "C" void rmsprop_centered_f32_qbf16(
 extern "C" void rmsprop_centered_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_mean, p_var, p_mom, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_mean, p_var, p_mom, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd
     om::share_chunks<16>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_centered_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
@@ -398,11 +397,62 @@ extern "C" void rmsprop_centered_f32_qbf16_multi(const om::u64* __restrict__ tab
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_centered_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_centered_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t n, const rmsprop_centered_scalars<float> s, const om::index_t base, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_mom)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mean = om::get(p_mean, e);
+        float x_var = om::get(p_var, e);
+        float x_mom = om::get(p_mom, e);
+        rmsprop_centered_math<float>(x_weight, x_grad, x_mean, x_var, x_mom, x_weight, x_mean, x_var, x_mom, s);
+        om::put(p_weight, e, x_weight);
+        p_mean[e] = om::stochastic_bfloat16(x_mean, key_mean, om::u64(base + e));
+        p_var[e] = om::stochastic_bfloat16(x_var, key_var, om::u64(base + e));
+        p_mom[e] = om::stochastic_bfloat16(x_mom, key_mom, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_centered_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float rho, const float wd, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_mom,
+    const int threads)
+{
+    const rmsprop_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_centered_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_mean + lo, p_var + lo, p_mom + lo, hi - lo, s, lo, key_mean, key_var, key_mom);
+    });
+}
+
+extern "C" void rmsprop_centered_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mean, p_var, p_mom, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, momentum, rescale_grad, rho, wd, key_mean, key_var, key_mom
+    om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_centered_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        rmsprop_centered_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[16], row[17], row[18]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_centered ========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32) || defined(OM_KERNEL_rmsprop_not_centered_f64) || defined(OM_KERNEL_rmsprop_not_centered_f16) || defined(OM_KERNEL_rmsprop_not_centered_bf16) || defined(OM_KERNEL_rmsprop_not_centered_f16_mp) || defined(OM_KERNEL_rmsprop_not_centered_bf16_mp) || defined(OM_KERNEL_rmsprop_not_centered_f32_q8) || defined(OM_KERNEL_rmsprop_not_centered_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32) || defined(OM_KERNEL_rmsprop_not_centered_f64) || defined(OM_KERNEL_rmsprop_not_centered_f16) || defined(OM_KERNEL_rmsprop_not_centered_bf16) || defined(OM_KERNEL_rmsprop_not_centered_f16_mp) || defined(OM_KERNEL_rmsprop_not_centered_bf16_mp) || defined(OM_KERNEL_rmsprop_not_centered_f32_q8) || defined(OM_KERNEL_rmsprop_not_centered_f32_qbf16) || defined(OM_KERNEL_rmsprop_not_centered_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_not_centered_scalars {
@@ -703,7 +753,6 @@ extern "C" void rmsprop_not_centered_f32_qbf16(
     const int threads)
 {
     const rmsprop_not_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_centered_f32_qbf16_span(p_weight + lo, p_grad + lo, p_var + lo, hi - lo, s);
     });
@@ -712,11 +761,54 @@ extern "C" void rmsprop_not_centered_f32_qbf16(
 extern "C" void rmsprop_not_centered_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_var, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_var, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd
     om::share_chunks<13>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_centered_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rmsprop_not_centered_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_centered_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_not_centered_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_var,
+    const om::index_t n, const rmsprop_not_centered_scalars<float> s, const om::index_t base, const om::u64 key_var)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_var = om::get(p_var, e);
+        rmsprop_not_centered_math<float>(x_weight, x_grad, x_var, x_weight, x_var, s);
+        om::put(p_weight, e, x_weight);
+        p_var[e] = om::stochastic_bfloat16(x_var, key_var, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_not_centered_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_var,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float clip_weights, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd, const om::u64 key_var,
+    const int threads)
+{
+    const rmsprop_not_centered_scalars<float> s = { c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_centered_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_var + lo, hi - lo, s, lo, key_var);
+    });
+}
+
+extern "C" void rmsprop_not_centered_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_var, numel, first_chunk, c_1, clip_gradient, clip_weights, epsilon, lr, rescale_grad, rho, wd, key_var
+    om::share_chunks<14>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_centered_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_not_centered_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[13]);
     });
 }
 #endif

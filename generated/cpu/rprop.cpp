@@ -23,7 +23,7 @@
 
 
 // == variant rprop_maximize__t_eq_1 ======================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16_mp) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_q8) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_eq_1_bf16_mp) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_q8) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_qbf16) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_qbf16sr)
 
 template <typename M>
 struct rprop_maximize__t_eq_1_scalars {
@@ -343,7 +343,6 @@ extern "C" void rprop_maximize__t_eq_1_f32_qbf16(
     const int threads)
 {
     const rprop_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rprop_maximize__t_eq_1_f32_qbf16_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s);
     });
@@ -352,7 +351,7 @@ extern "C" void rprop_maximize__t_eq_1_f32_qbf16(
 extern "C" void rprop_maximize__t_eq_1_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rprop_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -361,11 +360,58 @@ extern "C" void rprop_maximize__t_eq_1_f32_qbf16_multi(const om::u64* __restrict
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_eq_1_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rprop_maximize__t_eq_1_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const rprop_maximize__t_eq_1_scalars<float> s, const om::index_t base, const om::u64 key_step_size)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_prev = om::get(p_prev, e);
+        float x_step_size = om::get(p_step_size, e);
+        rprop_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_prev, e, x_prev);
+        p_step_size[e] = om::stochastic_bfloat16(x_step_size, key_step_size, om::u64(base + e));
+    }
+}
+
+extern "C" void rprop_maximize__t_eq_1_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd, const om::u64 key_step_size,
+    const int threads)
+{
+    const rprop_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_maximize__t_eq_1_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s, lo, key_step_size);
+    });
+}
+
+extern "C" void rprop_maximize__t_eq_1_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd, key_step_size
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_maximize__t_eq_1_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[14]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rprop_maximize__t_ne_1 ======================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16_mp) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_q8) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_maximize__t_ne_1_bf16_mp) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_q8) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_qbf16) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_qbf16sr)
 
 template <typename M>
 struct rprop_maximize__t_ne_1_scalars {
@@ -686,7 +732,6 @@ extern "C" void rprop_maximize__t_ne_1_f32_qbf16(
     const int threads)
 {
     const rprop_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rprop_maximize__t_ne_1_f32_qbf16_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s);
     });
@@ -695,7 +740,7 @@ extern "C" void rprop_maximize__t_ne_1_f32_qbf16(
 extern "C" void rprop_maximize__t_ne_1_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rprop_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -704,11 +749,58 @@ extern "C" void rprop_maximize__t_ne_1_f32_qbf16_multi(const om::u64* __restrict
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_maximize__t_ne_1_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rprop_maximize__t_ne_1_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const rprop_maximize__t_ne_1_scalars<float> s, const om::index_t base, const om::u64 key_step_size)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_prev = om::get(p_prev, e);
+        float x_step_size = om::get(p_step_size, e);
+        rprop_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_prev, e, x_prev);
+        p_step_size[e] = om::stochastic_bfloat16(x_step_size, key_step_size, om::u64(base + e));
+    }
+}
+
+extern "C" void rprop_maximize__t_ne_1_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd, const om::u64 key_step_size,
+    const int threads)
+{
+    const rprop_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_maximize__t_ne_1_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s, lo, key_step_size);
+    });
+}
+
+extern "C" void rprop_maximize__t_ne_1_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd, key_step_size
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rprop_maximize__t_ne_1_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[13]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rprop_not_maximize__t_eq_1 ==================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_q8) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_bf16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_q8) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_qbf16) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_qbf16sr)
 
 template <typename M>
 struct rprop_not_maximize__t_eq_1_scalars {
@@ -1028,7 +1120,6 @@ extern "C" void rprop_not_maximize__t_eq_1_f32_qbf16(
     const int threads)
 {
     const rprop_not_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rprop_not_maximize__t_eq_1_f32_qbf16_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s);
     });
@@ -1037,7 +1128,7 @@ extern "C" void rprop_not_maximize__t_eq_1_f32_qbf16(
 extern "C" void rprop_not_maximize__t_eq_1_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rprop_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -1046,11 +1137,58 @@ extern "C" void rprop_not_maximize__t_eq_1_f32_qbf16_multi(const om::u64* __rest
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_eq_1_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rprop_not_maximize__t_eq_1_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const rprop_not_maximize__t_eq_1_scalars<float> s, const om::index_t base, const om::u64 key_step_size)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_prev = om::get(p_prev, e);
+        float x_step_size = om::get(p_step_size, e);
+        rprop_not_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_prev, e, x_prev);
+        p_step_size[e] = om::stochastic_bfloat16(x_step_size, key_step_size, om::u64(base + e));
+    }
+}
+
+extern "C" void rprop_not_maximize__t_eq_1_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd, const om::u64 key_step_size,
+    const int threads)
+{
+    const rprop_not_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_not_maximize__t_eq_1_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s, lo, key_step_size);
+    });
+}
+
+extern "C" void rprop_not_maximize__t_eq_1_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd, key_step_size
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_not_maximize__t_eq_1_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[14]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rprop_not_maximize__t_ne_1 ==================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_q8) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f64) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_bf16_mp) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_q8) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_qbf16) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_qbf16sr)
 
 template <typename M>
 struct rprop_not_maximize__t_ne_1_scalars {
@@ -1371,7 +1509,6 @@ extern "C" void rprop_not_maximize__t_ne_1_f32_qbf16(
     const int threads)
 {
     const rprop_not_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rprop_not_maximize__t_ne_1_f32_qbf16_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s);
     });
@@ -1380,11 +1517,58 @@ extern "C" void rprop_not_maximize__t_ne_1_f32_qbf16(
 extern "C" void rprop_not_maximize__t_ne_1_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rprop_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         rprop_not_maximize__t_ne_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rprop_not_maximize__t_ne_1_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rprop_not_maximize__t_ne_1_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const rprop_not_maximize__t_ne_1_scalars<float> s, const om::index_t base, const om::u64 key_step_size)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_prev = om::get(p_prev, e);
+        float x_step_size = om::get(p_step_size, e);
+        rprop_not_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_prev, e, x_prev);
+        p_step_size[e] = om::stochastic_bfloat16(x_step_size, key_step_size, om::u64(base + e));
+    }
+}
+
+extern "C" void rprop_not_maximize__t_ne_1_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd, const om::u64 key_step_size,
+    const int threads)
+{
+    const rprop_not_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rprop_not_maximize__t_ne_1_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_prev + lo, p_step_size + lo, hi - lo, s, lo, key_step_size);
+    });
+}
+
+extern "C" void rprop_not_maximize__t_ne_1_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd, key_step_size
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rprop_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rprop_not_maximize__t_ne_1_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[13]);
     });
 }
 #endif

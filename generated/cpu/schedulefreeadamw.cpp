@@ -23,7 +23,7 @@
 
 
 // == variant schedulefreeadamw_warmup_steps_gt_0__decay_at_z =============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16sr)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars {
@@ -370,7 +370,6 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16(
     const int threads)
 {
     const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -379,7 +378,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -388,11 +387,62 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16_multi(
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_z = om::get(p_z, e);
+        float x_x = om::get(p_x, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        schedulefreeadamw_warmup_steps_gt_0__decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_z, e, x_z);
+        om::put(p_x, e, x_x);
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg_sq);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_exp_avg_sq
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_gt_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        schedulefreeadamw_warmup_steps_gt_0__decay_at_z_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[19]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z =========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16sr)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars {
@@ -739,7 +789,6 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16(
     const int threads)
 {
     const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -748,7 +797,7 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16(
 extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -757,11 +806,62 @@ extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16_mu
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_z = om::get(p_z, e);
+        float x_x = om::get(p_x, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_z, e, x_z);
+        om::put(p_x, e, x_x);
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg_sq);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_exp_avg_sq
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        schedulefreeadamw_warmup_steps_gt_0__not_decay_at_z_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[19]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant schedulefreeadamw_warmup_steps_le_0__decay_at_z =============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16sr)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars {
@@ -1108,7 +1208,6 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16(
     const int threads)
 {
     const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1117,7 +1216,7 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
@@ -1126,11 +1225,62 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16_multi(
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_z = om::get(p_z, e);
+        float x_x = om::get(p_x, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        schedulefreeadamw_warmup_steps_le_0__decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_z, e, x_z);
+        om::put(p_x, e, x_x);
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg_sq);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd, key_exp_avg_sq
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_le_0__decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        schedulefreeadamw_warmup_steps_le_0__decay_at_z_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[19]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant schedulefreeadamw_warmup_steps_le_0__not_decay_at_z =========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f64) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_bf16_mp) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_q8) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16sr)
 
 template <typename M>
 struct schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars {
@@ -1477,7 +1627,6 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16(
     const int threads)
 {
     const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1486,11 +1635,62 @@ extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16(
 extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<19>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
         schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_z = om::get(p_z, e);
+        float x_x = om::get(p_x, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_math<float>(x_weight, x_grad, x_z, x_x, x_exp_avg_sq, x_weight, x_z, x_x, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        om::put(p_z, e, x_z);
+        om::put(p_x, e, x_x);
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_z,
+    float* __restrict__ p_x,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_z + lo, p_x + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg_sq);
+    });
+}
+
+extern "C" void schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_z, p_x, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, lr, rescale_grad, wd, key_exp_avg_sq
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        schedulefreeadamw_warmup_steps_le_0__not_decay_at_z_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[19]);
     });
 }
 #endif

@@ -25,7 +25,7 @@ from .quantized import Blockwise8bit
 
 STORAGE = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 NONE = {"inf": math.inf, "-inf": -math.inf}
-QUANTIZED = ("f32_q8", "f32_qbf16")     # suffixes of the kernels of stored states
+QUANTIZED = ("f32_q8", "f32_qbf16", "f32_qbf16sr")     # suffixes of the kernels of stored states
 
 
 def metadata(module):
@@ -138,16 +138,17 @@ def table(variant, entries, chunk):
     return Table(numpy.ascontiguousarray(numpy.concatenate(columns, axis=1)), int(ends[-1]), first_row)
 
 
-def suffix_of(weight, plan, masters=None):
+def suffix_of(weight, plan, masters=None, stochastic=False):
     """The kernel suffix of one planned parameter: its weight's storage, or for a float32
-    weight whose states are stored quantized "f32_q8" (8-bit) or "f32_qbf16" (bfloat16)."""
+    weight whose states are stored quantized "f32_q8" (8-bit) or "f32_qbf16" (bfloat16;
+    "f32_qbf16sr" when `stochastic`: rounded stochastically)."""
     suffix = storage(weight.dtype, masters is not None)
     if suffix == "f32" and masters is None:
         for array in plan.arrays:
             if isinstance(array, Blockwise8bit):
                 return "f32_q8"
             if str(getattr(array, "dtype", "")) == "bfloat16":
-                return "f32_qbf16"
+                return "f32_qbf16sr" if stochastic else "f32_qbf16"
     return suffix
 
 
@@ -165,16 +166,17 @@ def quantized_kernels(meta):
     return all(v.get("quantized", True) is not None for v in meta.VARIANTS.values())
 
 
-def groups(module, weights, plans, masters=None, stored=False):
+def groups(module, weights, plans, masters=None, stored=None):
     """{(variant key, storage suffix): [parameter positions]} of the planned (not skipped)
-    parameters: one launch per group. `stored`: the optimizer stores states quantized (only
-    then are the states looked at: `suffix_of`)."""
+    parameters: one launch per group. `stored`: the optimizer's StateStorage when it stores
+    states quantized (only then are the states looked at: `suffix_of`), else None."""
     keys = {id(v): k for k, v in module.VARIANTS.items()}
     out = {}
     for k, plan in enumerate(plans):
         if plan is None:
             continue
-        suffix = suffix_of(weights[k], plan, masters) if stored else storage(weights[k].dtype, masters is not None)
+        suffix = suffix_of(weights[k], plan, masters, stored.stochastic) if stored is not None \
+            else storage(weights[k].dtype, masters is not None)
         out.setdefault((keys[id(plan.variant)], suffix), []).append(k)
     return out
 

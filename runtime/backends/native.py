@@ -220,15 +220,16 @@ def library(module):
     return lib
 
 
-def build(module, weights, plans, masters=None, stored=False):
+def build(module, weights, plans, masters=None, stored=None):
     """Compile (or load from the cache) each kernel a planned step runs, before any of them
     runs: the optimizer calls this while it can still restore the update counts, so a
-    compiler failure raises with nothing changed. Once loaded, a kernel costs a dict lookup."""
+    compiler failure raises with nothing changed. Once loaded, a kernel costs a dict lookup.
+    `stored`: the engine's StateStorage, or None (as launch_table.groups takes it)."""
     lib = library(module)
     variants = dict(zip(map(id, module.VARIANTS.values()), module.VARIANTS))
     kernels = launch_table.metadata(module).VARIANTS
-    pairs = {(id(plan.variant), launch_table.suffix_of(weight, plan, masters) if stored
-              else launch_table.storage(weight.dtype, masters is not None))     # (`stored`: launch_table.groups)
+    pairs = {(id(plan.variant), launch_table.suffix_of(weight, plan, masters, stored.stochastic) if stored is not None
+              else launch_table.storage(weight.dtype, masters is not None))
              for plan, weight in zip(plans, weights) if plan is not None}
     for variant, suffix in pairs:
         lib.load_kernel(launch_table.kernel_name(kernels[variants[variant]], suffix))
@@ -242,8 +243,7 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
     meta = launch_table.metadata(module)
     lib = library(module)
     threads = ctypes.c_int(num_threads())
-    stored = engine.storage is not None
-    for (key, suffix), members in launch_table.groups(module, weights, plans, masters, stored).items():
+    for (key, suffix), members in launch_table.groups(module, weights, plans, masters, engine.storage).items():
         variant = meta.VARIANTS[key]
         if variant["noise"] or variant.get("rows") or masters is not None:
             tensors = [launch_table.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine)
@@ -255,12 +255,18 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
         if not tensors:
             continue
         maps = _maps() if suffix == "f32_q8" else []
+        keys = _rounding_keys(engine, variant, members, weights, plans) if suffix == "f32_qbf16sr" else None
         if variant["passes"]:
             _passes(lib, meta, variant, suffix, tensors, threads)
         elif len(tensors) == 1:
+            if keys is not None:        # the single-tensor entry point takes the keys after the scalars
+                maps = [ctypes.c_ulonglong(key) for key in keys[0]]
             _single(lib, variant, suffix, *tensors[0], threads, maps)
         else:
             table = launch_table.table(variant, tensors, meta.CHUNK)
+            if keys is not None:        # the table's rows end with the keys
+                table.words = numpy.ascontiguousarray(numpy.concatenate(
+                    [table.words, numpy.array(keys, dtype=numpy.uint64).reshape(len(tensors), -1)], axis=1))
             getattr(lib, launch_table.kernel_name(variant, suffix) + "_multi")(
                 _address(table.words), ctypes.c_int(len(tensors)), ctypes.c_longlong(table.chunks), *maps, threads)
     for plan in plans:
@@ -293,6 +299,19 @@ def _entries(engine, variant, members, weights, grads, plans, addresses):
     return entries
 
 
+def _rounding_keys(engine, variant, members, weights, plans):
+    """The stochastic rounding keys of the non-empty members of one f32_qbf16sr group (the
+    tensors `_entries` lists), per member one per stored state in kernel order: the key the
+    NumPy reference rounds that state with (`Engine.rounding_key`, by the state's position
+    among the plan's arrays), so the kernels draw the reference's bits."""
+    kept = [k for k in members if weights[k].size]
+    if not kept:
+        return []
+    names = [name for name in plans[kept[0]].variant["states"] if not engine.states[name].host_scalar]
+    slots = [names.index(name) for name in variant["quantized"]["states"]]
+    return [[engine.rounding_key(plans[k].index, plans[k].t, slot) for slot in slots] for k in kept]
+
+
 _MAPS = []
 
 
@@ -317,8 +336,8 @@ def quantized_kernels(module):
         return True
     if demanded():
         raise RuntimeError(f"{BACKEND_ENV}=native, but {module.SPEC['name']} has no native CPU kernels for "
-                           f"quantized states (rules with reductions, row or noise values, matrix rules, and "
-                           f"stochastic rounding run their NumPy code between load and store); unset "
+                           f"quantized states (rules with reductions, row or noise values, and matrix rules "
+                           f"run their NumPy code between load and store); unset "
                            f"{BACKEND_ENV} to run it")
     return False
 

@@ -203,17 +203,21 @@ def store_bfloat16(state, values, key=None):
     `key` (a 64-bit int) stochastically: the 16 bits below bfloat16's last bit are added
     to random bits `stochastic_bits(key, element index)` and truncated, so a value rounds up
     with probability equal to its distance from the value below. NaN and infinities are
-    rounded to nearest (they stay what they are)."""
+    rounded to nearest (they stay what they are: a NaN becomes the quiet NaN of its sign, as
+    ml_dtypes converts any NaN, written out here so that the native kernels' rule is this
+    function's own)."""
     if key is None:
         state[...] = values
         return
     bits = numpy.ascontiguousarray(values, dtype=_F32).reshape(-1).view(numpy.uint32)
     random = stochastic_bits(key, bits.size)
     rounded = ((bits.astype(numpy.uint64) + random) & 0xFFFF0000).astype(numpy.uint32)
-    finite = numpy.isfinite(values.reshape(-1))
-    # a finite value that rounds past the largest bfloat16 becomes infinity, as rounding up would
-    out = numpy.where(finite, rounded, bits).view(_F32)
-    state[...] = out.reshape(state.shape)
+    magnitude = bits & numpy.uint32(0x7FFFFFFF)
+    # a finite value that rounds past the largest bfloat16 becomes infinity, as rounding up
+    # would; infinities are exact; a NaN is 0x7FC0 with its sign (payloads are dropped)
+    nan = (bits & numpy.uint32(0x80000000)) | numpy.uint32(0x7FC00000)
+    out = numpy.where(magnitude < 0x7F800000, rounded, numpy.where(magnitude == 0x7F800000, bits, nan))
+    state[...] = out.view(_F32).reshape(state.shape)    # exact: the low 16 bits are zero
 
 
 _M32 = 0xFFFFFFFF
@@ -228,11 +232,11 @@ def _fmix32(h):
     return h ^ (h >> numpy.uint32(16))
 
 
-def stochastic_bits(key, count):
-    """16 random bits per element (uint64 array of `count`): fmix32 of the element index
-    mixed with the key's low word, then with its high word; the same function in the
-    native kernels (`om::stochastic_bits`)."""
-    index = numpy.arange(count, dtype=numpy.uint64)
+def stochastic_bits(key, count, first=0):
+    """16 random bits per element (uint64 array of `count`, for the element indices `first`
+    onwards): fmix32 of the element index mixed with the key's low word, then with its high
+    word; the same function in the native kernels (`om::stochastic_bits`)."""
+    index = numpy.arange(first, first + count, dtype=numpy.uint64)
     low = (index & _M32).astype(numpy.uint32)
     high = (index >> numpy.uint64(32)).astype(numpy.uint32)
     with numpy.errstate(over="ignore"):
@@ -244,7 +248,9 @@ def stochastic_bits(key, count):
 def rounding_key(parameter_key, t, slot):
     """The 64-bit key of one state's stochastic rounding in one step: a hash of the
     parameter's key (noise.philox_key of seed 0 and its index), its update count t and the
-    state's position among the rule's states."""
+    state's position among the step's state arrays (the variant's states less host scalar
+    states). Computed on the host once per state and step, for the NumPy code and the native
+    kernels alike (backends/native.py passes it to them)."""
     return splitmix64(parameter_key ^ splitmix64((int(t) << 8) + int(slot)))
 
 

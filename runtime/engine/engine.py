@@ -310,12 +310,14 @@ class Engine:
                     kernel(xp, weight, grad, *arrays, **scalars)
         for k in stored:
             quantized.store(held[k], arrays[k].reshape(held[k].shape),
-                            self._rounding_key(index, t, k))
+                            self.rounding_key(index, t, k))
         for name, value in updates.items():
             scalar_arrays[name][...] = value
 
-    def _rounding_key(self, index, t, slot):
-        """The stochastic rounding key of one state's store in one step (None: to nearest)."""
+    def rounding_key(self, index, t, slot):
+        """The stochastic rounding key of one state's store in one step (None: to nearest);
+        `slot`: the state's position among the plan's arrays. The native kernels take the
+        same keys (backends/native._rounding_keys)."""
         if self.storage is None or not self.storage.stochastic:
             return None
         from ..noise import philox_key
@@ -387,7 +389,7 @@ class Launch:
             self.group_updates = group.updates(engine, planned)
         if self.native:
             from ..backends import native as native_backend
-            native_backend.build(engine.module, self.weights, planned, self.masters, engine.storage is not None)
+            native_backend.build(engine.module, self.weights, planned, self.masters, engine.storage)
         self.planned = planned
         return planned
 
@@ -434,18 +436,13 @@ def _unaliased(weights, grads, states, masters=None):
 
 def _quantized_kernels(engine, weights, masters):
     """Whether stored states may run the native kernels that load and store them in the
-    rule's pass (codegen/emitters/cpu_quantized.py): NumPy arrays without master copies,
-    8-bit or bfloat16 storage rounded to nearest, a rule with such kernels; whether the arrays
-    qualify is then `cpu.native`'s check as for any update. Under OPTFORGE_CPU_BACKEND=native
-    a rule or storage without them raises (nothing has changed yet)."""
+    rule's pass (codegen/emitters/cpu_quantized.py): NumPy arrays without master copies, a
+    rule with such kernels (8-bit, bfloat16 rounded to nearest or stochastically); whether the
+    arrays qualify is then `cpu.native`'s check as for any update. Under
+    OPTFORGE_CPU_BACKEND=native a rule without them raises (nothing has changed yet)."""
     if masters is not None or not all(type(w) is numpy.ndarray for w in weights):
         return False
     from ..backends import native
-    if engine.storage.stochastic:
-        if native.demanded():
-            raise RuntimeError(f"{native.BACKEND_ENV}=native, but stochastic rounding of bfloat16 states "
-                               f"has no native kernels yet; unset {native.BACKEND_ENV} to run the NumPy code")
-        return False
     return native.quantized_kernels(engine.module)
 
 

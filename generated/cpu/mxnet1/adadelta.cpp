@@ -23,7 +23,7 @@
 
 
 // == variant adadelta_default ============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_default_f32) || defined(OM_KERNEL_adadelta_default_f64) || defined(OM_KERNEL_adadelta_default_f16) || defined(OM_KERNEL_adadelta_default_bf16) || defined(OM_KERNEL_adadelta_default_f16_mp) || defined(OM_KERNEL_adadelta_default_bf16_mp) || defined(OM_KERNEL_adadelta_default_f32_q8) || defined(OM_KERNEL_adadelta_default_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_default_f32) || defined(OM_KERNEL_adadelta_default_f64) || defined(OM_KERNEL_adadelta_default_f16) || defined(OM_KERNEL_adadelta_default_bf16) || defined(OM_KERNEL_adadelta_default_f16_mp) || defined(OM_KERNEL_adadelta_default_bf16_mp) || defined(OM_KERNEL_adadelta_default_f32_q8) || defined(OM_KERNEL_adadelta_default_f32_qbf16) || defined(OM_KERNEL_adadelta_default_f32_qbf16sr)
 
 template <typename M>
 struct adadelta_default_scalars {
@@ -351,7 +351,6 @@ extern "C" void adadelta_default_f32_qbf16(
     const int threads)
 {
     const adadelta_default_scalars<float> s = { c_1, clip_gradient, epsilon, rescale_grad, rho, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adadelta_default_f32_qbf16_span(p_weight + lo, p_grad + lo, p_acc_g + lo, p_acc_delta + lo, hi - lo, s);
     });
@@ -360,11 +359,58 @@ extern "C" void adadelta_default_f32_qbf16(
 extern "C" void adadelta_default_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_acc_g, p_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_acc_g, p_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, rescale_grad, rho, wd
     om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adadelta_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         adadelta_default_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_default_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adadelta_default_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_g,
+    om::bfloat16* __restrict__ p_acc_delta,
+    const om::index_t n, const adadelta_default_scalars<float> s, const om::index_t base, const om::u64 key_acc_g, const om::u64 key_acc_delta)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_acc_g = om::get(p_acc_g, e);
+        float x_acc_delta = om::get(p_acc_delta, e);
+        adadelta_default_math<float>(x_weight, x_grad, x_acc_g, x_acc_delta, x_weight, x_acc_g, x_acc_delta, s);
+        om::put(p_weight, e, x_weight);
+        p_acc_g[e] = om::stochastic_bfloat16(x_acc_g, key_acc_g, om::u64(base + e));
+        p_acc_delta[e] = om::stochastic_bfloat16(x_acc_delta, key_acc_delta, om::u64(base + e));
+    }
+}
+
+extern "C" void adadelta_default_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_g,
+    om::bfloat16* __restrict__ p_acc_delta,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float rescale_grad, const float rho, const float wd, const om::u64 key_acc_g, const om::u64 key_acc_delta,
+    const int threads)
+{
+    const adadelta_default_scalars<float> s = { c_1, clip_gradient, epsilon, rescale_grad, rho, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adadelta_default_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_acc_g + lo, p_acc_delta + lo, hi - lo, s, lo, key_acc_g, key_acc_delta);
+    });
+}
+
+extern "C" void adadelta_default_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_acc_g, p_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, rescale_grad, rho, wd, key_acc_g, key_acc_delta
+    om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adadelta_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        adadelta_default_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[12], row[13]);
     });
 }
 #endif

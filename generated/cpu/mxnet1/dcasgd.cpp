@@ -236,7 +236,7 @@ extern "C" void dcasgd_momentum_eq_0_bf16_mp_multi(const om::u64* __restrict__ t
 
 
 // == variant dcasgd_momentum_ne_0 ========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f64) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f16) || defined(OM_KERNEL_dcasgd_momentum_ne_0_bf16) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f16_mp) || defined(OM_KERNEL_dcasgd_momentum_ne_0_bf16_mp) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32_q8) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f64) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f16) || defined(OM_KERNEL_dcasgd_momentum_ne_0_bf16) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f16_mp) || defined(OM_KERNEL_dcasgd_momentum_ne_0_bf16_mp) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32_q8) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32_qbf16) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32_qbf16sr)
 
 template <typename M>
 struct dcasgd_momentum_ne_0_scalars {
@@ -552,7 +552,6 @@ extern "C" void dcasgd_momentum_ne_0_f32_qbf16(
     const int threads)
 {
     const dcasgd_momentum_ne_0_scalars<float> s = { clip_gradient, lamda, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         dcasgd_momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_mom + lo, p_prev_weight + lo, hi - lo, s);
     });
@@ -561,11 +560,58 @@ extern "C" void dcasgd_momentum_ne_0_f32_qbf16(
 extern "C" void dcasgd_momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_mom, p_prev_weight, numel, first_chunk, clip_gradient, lamda, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_mom, p_prev_weight, numel, first_chunk, clip_gradient, lamda, lr, momentum, rescale_grad, wd
     om::share_chunks<12>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const dcasgd_momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         dcasgd_momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dcasgd_momentum_ne_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void dcasgd_momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    float* __restrict__ p_prev_weight,
+    const om::index_t n, const dcasgd_momentum_ne_0_scalars<float> s, const om::index_t base, const om::u64 key_mom)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_mom = om::get(p_mom, e);
+        float x_prev_weight = om::get(p_prev_weight, e);
+        dcasgd_momentum_ne_0_math<float>(x_weight, x_grad, x_mom, x_prev_weight, x_weight, x_mom, x_prev_weight, s);
+        om::put(p_weight, e, x_weight);
+        p_mom[e] = om::stochastic_bfloat16(x_mom, key_mom, om::u64(base + e));
+        om::put(p_prev_weight, e, x_prev_weight);
+    }
+}
+
+extern "C" void dcasgd_momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    float* __restrict__ p_prev_weight,
+    const om::index_t numel, const float clip_gradient, const float lamda, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_mom,
+    const int threads)
+{
+    const dcasgd_momentum_ne_0_scalars<float> s = { clip_gradient, lamda, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        dcasgd_momentum_ne_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_mom + lo, p_prev_weight + lo, hi - lo, s, lo, key_mom);
+    });
+}
+
+extern "C" void dcasgd_momentum_ne_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_mom, p_prev_weight, numel, first_chunk, clip_gradient, lamda, lr, momentum, rescale_grad, wd, key_mom
+    om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const dcasgd_momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        dcasgd_momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, span, s, start, row[12]);
     });
 }
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant adadelta_maximize ===========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_f32) || defined(OM_KERNEL_adadelta_maximize_f64) || defined(OM_KERNEL_adadelta_maximize_f16) || defined(OM_KERNEL_adadelta_maximize_bf16) || defined(OM_KERNEL_adadelta_maximize_f16_mp) || defined(OM_KERNEL_adadelta_maximize_bf16_mp) || defined(OM_KERNEL_adadelta_maximize_f32_q8) || defined(OM_KERNEL_adadelta_maximize_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_f32) || defined(OM_KERNEL_adadelta_maximize_f64) || defined(OM_KERNEL_adadelta_maximize_f16) || defined(OM_KERNEL_adadelta_maximize_bf16) || defined(OM_KERNEL_adadelta_maximize_f16_mp) || defined(OM_KERNEL_adadelta_maximize_bf16_mp) || defined(OM_KERNEL_adadelta_maximize_f32_q8) || defined(OM_KERNEL_adadelta_maximize_f32_qbf16) || defined(OM_KERNEL_adadelta_maximize_f32_qbf16sr)
 
 template <typename M>
 struct adadelta_maximize_scalars {
@@ -353,7 +353,6 @@ extern "C" void adadelta_maximize_f32_qbf16(
     const int threads)
 {
     const adadelta_maximize_scalars<float> s = { c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adadelta_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_acc_delta + lo, p_square_avg + lo, hi - lo, s);
     });
@@ -362,7 +361,7 @@ extern "C" void adadelta_maximize_f32_qbf16(
 extern "C" void adadelta_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_acc_delta, p_square_avg, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_acc_delta, p_square_avg, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adadelta_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -371,11 +370,58 @@ extern "C" void adadelta_maximize_f32_qbf16_multi(const om::u64* __restrict__ ta
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_maximize_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adadelta_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_delta,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const adadelta_maximize_scalars<float> s, const om::index_t base, const om::u64 key_acc_delta, const om::u64 key_square_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_acc_delta = om::get(p_acc_delta, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        adadelta_maximize_math<float>(x_weight, x_grad, x_acc_delta, x_square_avg, x_weight, x_acc_delta, x_square_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_acc_delta[e] = om::stochastic_bfloat16(x_acc_delta, key_acc_delta, om::u64(base + e));
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void adadelta_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_delta,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd, const om::u64 key_acc_delta, const om::u64 key_square_avg,
+    const int threads)
+{
+    const adadelta_maximize_scalars<float> s = { c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adadelta_maximize_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_acc_delta + lo, p_square_avg + lo, hi - lo, s, lo, key_acc_delta, key_square_avg);
+    });
+}
+
+extern "C" void adadelta_maximize_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_acc_delta, p_square_avg, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd, key_acc_delta, key_square_avg
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adadelta_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        adadelta_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[13], row[14]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adadelta_not_maximize =======================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_f32) || defined(OM_KERNEL_adadelta_not_maximize_f64) || defined(OM_KERNEL_adadelta_not_maximize_f16) || defined(OM_KERNEL_adadelta_not_maximize_bf16) || defined(OM_KERNEL_adadelta_not_maximize_f16_mp) || defined(OM_KERNEL_adadelta_not_maximize_bf16_mp) || defined(OM_KERNEL_adadelta_not_maximize_f32_q8) || defined(OM_KERNEL_adadelta_not_maximize_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_f32) || defined(OM_KERNEL_adadelta_not_maximize_f64) || defined(OM_KERNEL_adadelta_not_maximize_f16) || defined(OM_KERNEL_adadelta_not_maximize_bf16) || defined(OM_KERNEL_adadelta_not_maximize_f16_mp) || defined(OM_KERNEL_adadelta_not_maximize_bf16_mp) || defined(OM_KERNEL_adadelta_not_maximize_f32_q8) || defined(OM_KERNEL_adadelta_not_maximize_f32_qbf16) || defined(OM_KERNEL_adadelta_not_maximize_f32_qbf16sr)
 
 template <typename M>
 struct adadelta_not_maximize_scalars {
@@ -705,7 +751,6 @@ extern "C" void adadelta_not_maximize_f32_qbf16(
     const int threads)
 {
     const adadelta_not_maximize_scalars<float> s = { c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adadelta_not_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_acc_delta + lo, p_square_avg + lo, hi - lo, s);
     });
@@ -714,11 +759,58 @@ extern "C" void adadelta_not_maximize_f32_qbf16(
 extern "C" void adadelta_not_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_acc_delta, p_square_avg, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_acc_delta, p_square_avg, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adadelta_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
         adadelta_not_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adadelta_not_maximize_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adadelta_not_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_delta,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const adadelta_not_maximize_scalars<float> s, const om::index_t base, const om::u64 key_acc_delta, const om::u64 key_square_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_acc_delta = om::get(p_acc_delta, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        adadelta_not_maximize_math<float>(x_weight, x_grad, x_acc_delta, x_square_avg, x_weight, x_acc_delta, x_square_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_acc_delta[e] = om::stochastic_bfloat16(x_acc_delta, key_acc_delta, om::u64(base + e));
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void adadelta_not_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_delta,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd, const om::u64 key_acc_delta, const om::u64 key_square_avg,
+    const int threads)
+{
+    const adadelta_not_maximize_scalars<float> s = { c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adadelta_not_maximize_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_acc_delta + lo, p_square_avg + lo, hi - lo, s, lo, key_acc_delta, key_square_avg);
+    });
+}
+
+extern "C" void adadelta_not_maximize_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_acc_delta, p_square_avg, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd, key_acc_delta, key_square_avg
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adadelta_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        adadelta_not_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[13], row[14]);
     });
 }
 #endif

@@ -23,7 +23,7 @@
 
 
 // == variant adam_maximize__amsgrad ======================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f32) || defined(OM_KERNEL_adam_maximize__amsgrad_f64) || defined(OM_KERNEL_adam_maximize__amsgrad_f16) || defined(OM_KERNEL_adam_maximize__amsgrad_bf16) || defined(OM_KERNEL_adam_maximize__amsgrad_f16_mp) || defined(OM_KERNEL_adam_maximize__amsgrad_bf16_mp) || defined(OM_KERNEL_adam_maximize__amsgrad_f32_q8) || defined(OM_KERNEL_adam_maximize__amsgrad_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f32) || defined(OM_KERNEL_adam_maximize__amsgrad_f64) || defined(OM_KERNEL_adam_maximize__amsgrad_f16) || defined(OM_KERNEL_adam_maximize__amsgrad_bf16) || defined(OM_KERNEL_adam_maximize__amsgrad_f16_mp) || defined(OM_KERNEL_adam_maximize__amsgrad_bf16_mp) || defined(OM_KERNEL_adam_maximize__amsgrad_f32_q8) || defined(OM_KERNEL_adam_maximize__amsgrad_f32_qbf16) || defined(OM_KERNEL_adam_maximize__amsgrad_f32_qbf16sr)
 
 template <typename M>
 struct adam_maximize__amsgrad_scalars {
@@ -378,7 +378,6 @@ extern "C" void adam_maximize__amsgrad_f32_qbf16(
     const int threads)
 {
     const adam_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adam_maximize__amsgrad_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, p_max_exp_avg_sq + lo, hi - lo, s);
     });
@@ -387,7 +386,7 @@ extern "C" void adam_maximize__amsgrad_f32_qbf16(
 extern "C" void adam_maximize__amsgrad_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd
     om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adam_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
@@ -396,11 +395,62 @@ extern "C" void adam_maximize__amsgrad_f32_qbf16_multi(const om::u64* __restrict
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__amsgrad_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adam_maximize__amsgrad_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t n, const adam_maximize__amsgrad_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq, const om::u64 key_max_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_max_exp_avg_sq = om::get(p_max_exp_avg_sq, e);
+        adam_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+        p_max_exp_avg_sq[e] = om::stochastic_bfloat16(x_max_exp_avg_sq, key_max_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adam_maximize__amsgrad_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq, const om::u64 key_max_exp_avg_sq,
+    const int threads)
+{
+    const adam_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adam_maximize__amsgrad_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, p_max_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq, key_max_exp_avg_sq);
+    });
+}
+
+extern "C" void adam_maximize__amsgrad_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd, key_exp_avg, key_exp_avg_sq, key_max_exp_avg_sq
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adam_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adam_maximize__amsgrad_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[17], row[18], row[19]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adam_maximize__not_amsgrad ==================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f64) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f16) || defined(OM_KERNEL_adam_maximize__not_amsgrad_bf16) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f16_mp) || defined(OM_KERNEL_adam_maximize__not_amsgrad_bf16_mp) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32_q8) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f64) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f16) || defined(OM_KERNEL_adam_maximize__not_amsgrad_bf16) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f16_mp) || defined(OM_KERNEL_adam_maximize__not_amsgrad_bf16_mp) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32_q8) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32_qbf16) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32_qbf16sr)
 
 template <typename M>
 struct adam_maximize__not_amsgrad_scalars {
@@ -730,7 +780,6 @@ extern "C" void adam_maximize__not_amsgrad_f32_qbf16(
     const int threads)
 {
     const adam_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adam_maximize__not_amsgrad_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -739,7 +788,7 @@ extern "C" void adam_maximize__not_amsgrad_f32_qbf16(
 extern "C" void adam_maximize__not_amsgrad_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd
     om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adam_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
@@ -748,11 +797,58 @@ extern "C" void adam_maximize__not_amsgrad_f32_qbf16_multi(const om::u64* __rest
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_maximize__not_amsgrad_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adam_maximize__not_amsgrad_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adam_maximize__not_amsgrad_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adam_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adam_maximize__not_amsgrad_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adam_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adam_maximize__not_amsgrad_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adam_maximize__not_amsgrad_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<18>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adam_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adam_maximize__not_amsgrad_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[16], row[17]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adam_not_maximize__amsgrad ==================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f64) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f16) || defined(OM_KERNEL_adam_not_maximize__amsgrad_bf16) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f16_mp) || defined(OM_KERNEL_adam_not_maximize__amsgrad_bf16_mp) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32_q8) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f64) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f16) || defined(OM_KERNEL_adam_not_maximize__amsgrad_bf16) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f16_mp) || defined(OM_KERNEL_adam_not_maximize__amsgrad_bf16_mp) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32_q8) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32_qbf16) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32_qbf16sr)
 
 template <typename M>
 struct adam_not_maximize__amsgrad_scalars {
@@ -1107,7 +1203,6 @@ extern "C" void adam_not_maximize__amsgrad_f32_qbf16(
     const int threads)
 {
     const adam_not_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adam_not_maximize__amsgrad_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, p_max_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1116,7 +1211,7 @@ extern "C" void adam_not_maximize__amsgrad_f32_qbf16(
 extern "C" void adam_not_maximize__amsgrad_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd
     om::share_chunks<17>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adam_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
@@ -1125,11 +1220,62 @@ extern "C" void adam_not_maximize__amsgrad_f32_qbf16_multi(const om::u64* __rest
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__amsgrad_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adam_not_maximize__amsgrad_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t n, const adam_not_maximize__amsgrad_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq, const om::u64 key_max_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        float x_max_exp_avg_sq = om::get(p_max_exp_avg_sq, e);
+        adam_not_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+        p_max_exp_avg_sq[e] = om::stochastic_bfloat16(x_max_exp_avg_sq, key_max_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adam_not_maximize__amsgrad_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq, const om::u64 key_max_exp_avg_sq,
+    const int threads)
+{
+    const adam_not_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adam_not_maximize__amsgrad_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, p_max_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq, key_max_exp_avg_sq);
+    });
+}
+
+extern "C" void adam_not_maximize__amsgrad_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd, key_exp_avg, key_exp_avg_sq, key_max_exp_avg_sq
+    om::share_chunks<20>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adam_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adam_not_maximize__amsgrad_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[17], row[18], row[19]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adam_not_maximize__not_amsgrad ==============================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f64) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f16) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_bf16) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f16_mp) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_bf16_mp) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32_q8) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f64) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f16) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_bf16) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f16_mp) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_bf16_mp) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32_q8) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32_qbf16) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32_qbf16sr)
 
 template <typename M>
 struct adam_not_maximize__not_amsgrad_scalars {
@@ -1459,7 +1605,6 @@ extern "C" void adam_not_maximize__not_amsgrad_f32_qbf16(
     const int threads)
 {
     const adam_not_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adam_not_maximize__not_amsgrad_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -1468,11 +1613,58 @@ extern "C" void adam_not_maximize__not_amsgrad_f32_qbf16(
 extern "C" void adam_not_maximize__not_amsgrad_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd
     om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adam_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
         adam_not_maximize__not_amsgrad_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adam_not_maximize__not_amsgrad_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adam_not_maximize__not_amsgrad_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const adam_not_maximize__not_amsgrad_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        adam_not_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void adam_not_maximize__not_amsgrad_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const adam_not_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adam_not_maximize__not_amsgrad_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void adam_not_maximize__not_amsgrad_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, wd, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<18>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adam_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adam_not_maximize__not_amsgrad_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[16], row[17]);
     });
 }
 #endif

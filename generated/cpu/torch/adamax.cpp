@@ -23,7 +23,7 @@
 
 
 // == variant adamax_maximize =============================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f32) || defined(OM_KERNEL_adamax_maximize_f64) || defined(OM_KERNEL_adamax_maximize_f16) || defined(OM_KERNEL_adamax_maximize_bf16) || defined(OM_KERNEL_adamax_maximize_f16_mp) || defined(OM_KERNEL_adamax_maximize_bf16_mp) || defined(OM_KERNEL_adamax_maximize_f32_q8) || defined(OM_KERNEL_adamax_maximize_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f32) || defined(OM_KERNEL_adamax_maximize_f64) || defined(OM_KERNEL_adamax_maximize_f16) || defined(OM_KERNEL_adamax_maximize_bf16) || defined(OM_KERNEL_adamax_maximize_f16_mp) || defined(OM_KERNEL_adamax_maximize_bf16_mp) || defined(OM_KERNEL_adamax_maximize_f32_q8) || defined(OM_KERNEL_adamax_maximize_f32_qbf16) || defined(OM_KERNEL_adamax_maximize_f32_qbf16sr)
 
 template <typename M>
 struct adamax_maximize_scalars {
@@ -348,7 +348,6 @@ extern "C" void adamax_maximize_f32_qbf16(
     const int threads)
 {
     const adamax_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adamax_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_inf + lo, hi - lo, s);
     });
@@ -357,7 +356,7 @@ extern "C" void adamax_maximize_f32_qbf16(
 extern "C" void adamax_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_inf, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_inf, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamax_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -366,11 +365,58 @@ extern "C" void adamax_maximize_f32_qbf16_multi(const om::u64* __restrict__ tabl
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_maximize_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adamax_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_inf,
+    const om::index_t n, const adamax_maximize_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_inf)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_inf = om::get(p_exp_inf, e);
+        adamax_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_inf, x_weight, x_exp_avg, x_exp_inf, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_inf[e] = om::stochastic_bfloat16(x_exp_inf, key_exp_inf, om::u64(base + e));
+    }
+}
+
+extern "C" void adamax_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_inf,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_inf,
+    const int threads)
+{
+    const adamax_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adamax_maximize_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_inf + lo, hi - lo, s, lo, key_exp_avg, key_exp_inf);
+    });
+}
+
+extern "C" void adamax_maximize_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_inf, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd, key_exp_avg, key_exp_inf
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adamax_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        adamax_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[14], row[15]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant adamax_not_maximize =========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f32) || defined(OM_KERNEL_adamax_not_maximize_f64) || defined(OM_KERNEL_adamax_not_maximize_f16) || defined(OM_KERNEL_adamax_not_maximize_bf16) || defined(OM_KERNEL_adamax_not_maximize_f16_mp) || defined(OM_KERNEL_adamax_not_maximize_bf16_mp) || defined(OM_KERNEL_adamax_not_maximize_f32_q8) || defined(OM_KERNEL_adamax_not_maximize_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f32) || defined(OM_KERNEL_adamax_not_maximize_f64) || defined(OM_KERNEL_adamax_not_maximize_f16) || defined(OM_KERNEL_adamax_not_maximize_bf16) || defined(OM_KERNEL_adamax_not_maximize_f16_mp) || defined(OM_KERNEL_adamax_not_maximize_bf16_mp) || defined(OM_KERNEL_adamax_not_maximize_f32_q8) || defined(OM_KERNEL_adamax_not_maximize_f32_qbf16) || defined(OM_KERNEL_adamax_not_maximize_f32_qbf16sr)
 
 template <typename M>
 struct adamax_not_maximize_scalars {
@@ -695,7 +741,6 @@ extern "C" void adamax_not_maximize_f32_qbf16(
     const int threads)
 {
     const adamax_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         adamax_not_maximize_f32_qbf16_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_inf + lo, hi - lo, s);
     });
@@ -704,11 +749,58 @@ extern "C" void adamax_not_maximize_f32_qbf16(
 extern "C" void adamax_not_maximize_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_exp_avg, p_exp_inf, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_exp_avg, p_exp_inf, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const adamax_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         adamax_not_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_adamax_not_maximize_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void adamax_not_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_inf,
+    const om::index_t n, const adamax_not_maximize_scalars<float> s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_inf)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_inf = om::get(p_exp_inf, e);
+        adamax_not_maximize_math<float>(x_weight, x_grad, x_exp_avg, x_exp_inf, x_weight, x_exp_avg, x_exp_inf, s);
+        om::put(p_weight, e, x_weight);
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_inf[e] = om::stochastic_bfloat16(x_exp_inf, key_exp_inf, om::u64(base + e));
+    }
+}
+
+extern "C" void adamax_not_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_inf,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float rescale_grad, const float wd, const om::u64 key_exp_avg, const om::u64 key_exp_inf,
+    const int threads)
+{
+    const adamax_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        adamax_not_maximize_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_exp_avg + lo, p_exp_inf + lo, hi - lo, s, lo, key_exp_avg, key_exp_inf);
+    });
+}
+
+extern "C" void adamax_not_maximize_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_inf, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, rescale_grad, wd, key_exp_avg, key_exp_inf
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const adamax_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        adamax_not_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[14], row[15]);
     });
 }
 #endif

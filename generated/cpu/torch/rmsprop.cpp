@@ -23,7 +23,7 @@
 
 
 // == variant rmsprop_maximize__centered__momentum_eq_0 ===================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_qbf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_maximize__centered__momentum_eq_0_scalars {
@@ -351,7 +351,6 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16(
     const int threads)
 {
     const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_grad_avg + lo, hi - lo, s);
     });
@@ -360,7 +359,7 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16(
 extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -369,11 +368,58 @@ extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_multi(const 
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_grad_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_grad_avg = om::get(p_grad_avg, e);
+        rmsprop_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+        p_grad_avg[e] = om::stochastic_bfloat16(x_grad_avg, key_grad_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_grad_avg,
+    const int threads)
+{
+    const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_grad_avg + lo, hi - lo, s, lo, key_square_avg, key_grad_avg);
+    });
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd, key_square_avg, key_grad_avg
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[13], row[14]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_maximize__centered__momentum_ne_0 ===================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_qbf16) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_maximize__centered__momentum_ne_0_scalars {
@@ -728,7 +774,6 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16(
     const int threads)
 {
     const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, p_grad_avg + lo, hi - lo, s);
     });
@@ -737,7 +782,7 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16(
 extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
@@ -746,11 +791,62 @@ extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_multi(const 
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_momentum_buffer, const om::u64 key_grad_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        float x_grad_avg = om::get(p_grad_avg, e);
+        rmsprop_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+        p_grad_avg[e] = om::stochastic_bfloat16(x_grad_avg, key_grad_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_momentum_buffer, const om::u64 key_grad_avg,
+    const int threads)
+{
+    const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, p_grad_avg + lo, hi - lo, s, lo, key_square_avg, key_momentum_buffer, key_grad_avg);
+    });
+}
+
+extern "C" void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, key_square_avg, key_momentum_buffer, key_grad_avg
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[15], row[16], row[17]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_maximize__not_centered__momentum_eq_0 ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_maximize__not_centered__momentum_eq_0_scalars {
@@ -1049,7 +1145,6 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16(
     const int threads)
 {
     const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, hi - lo, s);
     });
@@ -1058,7 +1153,7 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16(
 extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -1067,11 +1162,54 @@ extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_multi(co
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s, const om::index_t base, const om::u64 key_square_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        rmsprop_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_square_avg,
+    const int threads)
+{
+    const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_square_avg + lo, hi - lo, s, lo, key_square_avg);
+    });
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd, key_square_avg
+    om::share_chunks<13>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[12]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_maximize__not_centered__momentum_ne_0 ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_maximize__not_centered__momentum_ne_0_scalars {
@@ -1397,7 +1535,6 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16(
     const int threads)
 {
     const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -1406,7 +1543,7 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16(
 extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
@@ -1415,11 +1552,58 @@ extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_multi(co
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        rmsprop_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_square_avg, key_momentum_buffer);
+    });
+}
+
+extern "C" void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, key_square_avg, key_momentum_buffer
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[14], row[15]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_maximize__centered__momentum_eq_0 ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_not_maximize__centered__momentum_eq_0_scalars {
@@ -1747,7 +1931,6 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16(
     const int threads)
 {
     const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_grad_avg + lo, hi - lo, s);
     });
@@ -1756,7 +1939,7 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16(
 extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<13>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
@@ -1765,11 +1948,58 @@ extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_multi(co
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_grad_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_grad_avg = om::get(p_grad_avg, e);
+        rmsprop_not_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+        p_grad_avg[e] = om::stochastic_bfloat16(x_grad_avg, key_grad_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_grad_avg,
+    const int threads)
+{
+    const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_grad_avg + lo, hi - lo, s, lo, key_square_avg, key_grad_avg);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd, key_square_avg, key_grad_avg
+    om::share_chunks<15>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[13], row[14]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_maximize__centered__momentum_ne_0 ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_not_maximize__centered__momentum_ne_0_scalars {
@@ -2124,7 +2354,6 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16(
     const int threads)
 {
     const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, p_grad_avg + lo, hi - lo, s);
     });
@@ -2133,7 +2362,7 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16(
 extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     om::share_chunks<15>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
@@ -2142,11 +2371,62 @@ extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_multi(co
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_momentum_buffer, const om::u64 key_grad_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        float x_grad_avg = om::get(p_grad_avg, e);
+        rmsprop_not_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+        p_grad_avg[e] = om::stochastic_bfloat16(x_grad_avg, key_grad_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_momentum_buffer, const om::u64 key_grad_avg,
+    const int threads)
+{
+    const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, p_grad_avg + lo, hi - lo, s, lo, key_square_avg, key_momentum_buffer, key_grad_avg);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, key_square_avg, key_momentum_buffer, key_grad_avg
+    om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[15], row[16], row[17]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_maximize__not_centered__momentum_eq_0 ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_not_maximize__not_centered__momentum_eq_0_scalars {
@@ -2445,7 +2725,6 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16(
     const int threads)
 {
     const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, hi - lo, s);
     });
@@ -2454,7 +2733,7 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16(
 extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
     om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
@@ -2463,11 +2742,54 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_mult
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s, const om::index_t base, const om::u64 key_square_avg)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        rmsprop_not_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        om::put(p_weight, e, x_weight);
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_square_avg,
+    const int threads)
+{
+    const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_square_avg + lo, hi - lo, s, lo, key_square_avg);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd, key_square_avg
+    om::share_chunks<13>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[12]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant rmsprop_not_maximize__not_centered__momentum_ne_0 ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f64) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_bf16_mp) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr)
 
 template <typename M>
 struct rmsprop_not_maximize__not_centered__momentum_ne_0_scalars {
@@ -2793,7 +3115,6 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16(
     const int threads)
 {
     const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -2802,11 +3123,58 @@ extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16(
 extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
     om::share_chunks<14>(table, tensors, chunks, 4, 5, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_square_avg = om::get(p_square_avg, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        rmsprop_not_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_square_avg[e] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + e));
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_square_avg + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_square_avg, key_momentum_buffer);
+    });
+}
+
+extern "C" void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, key_square_avg, key_momentum_buffer
+    om::share_chunks<16>(table, tensors, chunks, 4, 5, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, span, s, start, row[14], row[15]);
     });
 }
 #endif

@@ -811,7 +811,7 @@ extern "C" void sgd_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp_multi(
 
 
 // == variant sgd_maximize__momentum_ne_0__t_eq_1__nesterov ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars {
@@ -1103,7 +1103,6 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16(
     const int threads)
 {
     const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -1112,7 +1111,7 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16(
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
     om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -1121,11 +1120,54 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_multi(co
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_momentum_buffer);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[10]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars {
@@ -1414,7 +1456,6 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16(
     const int threads)
 {
     const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -1423,7 +1464,7 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16(
 extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
     om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -1432,11 +1473,54 @@ extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_mult
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_momentum_buffer);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd, key_momentum_buffer
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[9]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_ne_1__nesterov ===============================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars {
@@ -1732,7 +1816,6 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16(
     const int threads)
 {
     const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -1741,7 +1824,7 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16(
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
@@ -1750,11 +1833,54 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_multi(co
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_momentum_buffer);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[11]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr)
 
 template <typename M>
 struct sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars {
@@ -2048,7 +2174,6 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16(
     const int threads)
 {
     const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -2057,11 +2182,54 @@ extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16(
 extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_momentum_buffer);
+    });
+}
+
+extern "C" void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[11]);
     });
 }
 #endif
@@ -2858,7 +3026,7 @@ extern "C" void sgd_not_maximize__momentum_eq_0__t_ne_1__not_nesterov_bf16_mp_mu
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars {
@@ -3150,7 +3318,6 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16(
     const int threads)
 {
     const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -3159,7 +3326,7 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16(
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
     om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
@@ -3168,11 +3335,54 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_mult
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_momentum_buffer);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[10]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov =======================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars {
@@ -3461,7 +3671,6 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16(
     const int threads)
 {
     const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -3470,7 +3679,7 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16(
 extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
     om::share_chunks<9>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
@@ -3479,11 +3688,54 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_momentum_buffer);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd, key_momentum_buffer
+    om::share_chunks<10>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[9]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov ===========================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars {
@@ -3779,7 +4031,6 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16(
     const int threads)
 {
     const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -3788,7 +4039,7 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16(
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
@@ -3797,11 +4048,54 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_mult
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_momentum_buffer);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[11]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov =======================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f64) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_bf16_mp) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr)
 
 template <typename M>
 struct sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars {
@@ -4095,7 +4389,6 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16(
     const int threads)
 {
     const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s);
     });
@@ -4104,11 +4397,54 @@ extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16(
 extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
     om::share_chunks<11>(table, tensors, chunks, 3, 4, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_momentum_buffer = om::get(p_momentum_buffer, e);
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        om::put(p_weight, e, x_weight);
+        p_momentum_buffer[e] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + e));
+    }
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer,
+    const int threads)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_momentum_buffer + lo, hi - lo, s, lo, key_momentum_buffer);
+    });
+}
+
+extern "C" void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    om::share_chunks<12>(table, tensors, chunks, 3, 4, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, span, s, start, row[11]);
     });
 }
 #endif

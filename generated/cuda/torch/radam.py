@@ -27,10 +27,13 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - quantized (variants with states a quantized storage stores; native CPU kernels only so
   far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
   between load and store), else "states": the states stored, in kernel order, and
-  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  "kernels": the name per suffix, f32_q8, f32_qbf16 and f32_qbf16sr (bfloat16 rounded
+  stochastically). Their pointers are those of the f32 kernel with
   each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
   take the signed and unsigned maps, lookup tables and search tables after the scalars (the
-  multi-tensor one after the chunk count).
+  multi-tensor one after the chunk count); the f32_qbf16sr ones one 64-bit rounding key per
+  stored state, in "states" order, after the scalars (in the multi-tensor table, at the
+  end of each row).
 """
 
 SOURCE = 'radam.cu'
@@ -75,6 +78,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
                 'f32_qbf16': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
             },
         },
     },
@@ -103,6 +107,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
                 'f32_qbf16': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
             },
         },
     },
@@ -141,6 +146,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
                 'f32_qbf16': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
             },
         },
     },
@@ -169,6 +175,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
                 'f32_qbf16': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
             },
         },
     },
@@ -207,6 +214,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
                 'f32_qbf16': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
             },
         },
     },
@@ -235,6 +243,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
                 'f32_qbf16': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
             },
         },
     },
@@ -273,6 +282,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
                 'f32_qbf16': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
             },
         },
     },
@@ -301,6 +311,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
                 'f32_qbf16': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
             },
         },
     },
