@@ -23,7 +23,7 @@
 
 
 // == variant dadaptadam_decouple =========================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dadaptadam_decouple_f32) || defined(OM_KERNEL_dadaptadam_decouple_f64) || defined(OM_KERNEL_dadaptadam_decouple_f16) || defined(OM_KERNEL_dadaptadam_decouple_bf16) || defined(OM_KERNEL_dadaptadam_decouple_f16_mp) || defined(OM_KERNEL_dadaptadam_decouple_bf16_mp) || defined(OM_KERNEL_dadaptadam_decouple_f32_q8) || defined(OM_KERNEL_dadaptadam_decouple_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dadaptadam_decouple_f32) || defined(OM_KERNEL_dadaptadam_decouple_f64) || defined(OM_KERNEL_dadaptadam_decouple_f16) || defined(OM_KERNEL_dadaptadam_decouple_bf16) || defined(OM_KERNEL_dadaptadam_decouple_f16_mp) || defined(OM_KERNEL_dadaptadam_decouple_bf16_mp) || defined(OM_KERNEL_dadaptadam_decouple_f32_q8) || defined(OM_KERNEL_dadaptadam_decouple_f32_qbf16) || defined(OM_KERNEL_dadaptadam_decouple_f32_qbf16sr)
 
 template <typename M>
 struct dadaptadam_decouple_scalars {
@@ -380,7 +380,6 @@ extern "C" void dadaptadam_decouple_f32_qbf16(
     const int threads)
 {
     const dadaptadam_decouple_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, sb2_1, step_1 };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         dadaptadam_decouple_f32_qbf16_span(p_weight + lo, p_grad + lo, p_u_s + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -389,7 +388,7 @@ extern "C" void dadaptadam_decouple_f32_qbf16(
 extern "C" void dadaptadam_decouple_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_u_s, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, sb2_1, step_1; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_u_s, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, sb2_1, step_1
     om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const dadaptadam_decouple_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
@@ -398,11 +397,62 @@ extern "C" void dadaptadam_decouple_f32_qbf16_multi(const om::u64* __restrict__ 
 }
 #endif
 
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dadaptadam_decouple_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void dadaptadam_decouple_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const dadaptadam_decouple_scalars<float> s, const om::index_t base, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_u_s = om::get(p_u_s, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        dadaptadam_decouple_math<float>(x_weight, x_grad, x_u_s, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_u_s[e] = om::stochastic_bfloat16(x_u_s, key_u_s, om::u64(base + e));
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void dadaptadam_decouple_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float epsilon, const float rescale_grad, const float sb2_1, const float step_1, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const dadaptadam_decouple_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, sb2_1, step_1 };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        dadaptadam_decouple_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_u_s + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_u_s, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void dadaptadam_decouple_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_u_s, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, epsilon, rescale_grad, sb2_1, step_1, key_u_s, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const dadaptadam_decouple_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        dadaptadam_decouple_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[18], row[19], row[20]);
+    });
+}
+#endif
+
 #endif
 
 
 // == variant dadaptadam_not_decouple =====================================================
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dadaptadam_not_decouple_f32) || defined(OM_KERNEL_dadaptadam_not_decouple_f64) || defined(OM_KERNEL_dadaptadam_not_decouple_f16) || defined(OM_KERNEL_dadaptadam_not_decouple_bf16) || defined(OM_KERNEL_dadaptadam_not_decouple_f16_mp) || defined(OM_KERNEL_dadaptadam_not_decouple_bf16_mp) || defined(OM_KERNEL_dadaptadam_not_decouple_f32_q8) || defined(OM_KERNEL_dadaptadam_not_decouple_f32_qbf16)
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dadaptadam_not_decouple_f32) || defined(OM_KERNEL_dadaptadam_not_decouple_f64) || defined(OM_KERNEL_dadaptadam_not_decouple_f16) || defined(OM_KERNEL_dadaptadam_not_decouple_bf16) || defined(OM_KERNEL_dadaptadam_not_decouple_f16_mp) || defined(OM_KERNEL_dadaptadam_not_decouple_bf16_mp) || defined(OM_KERNEL_dadaptadam_not_decouple_f32_q8) || defined(OM_KERNEL_dadaptadam_not_decouple_f32_qbf16) || defined(OM_KERNEL_dadaptadam_not_decouple_f32_qbf16sr)
 
 template <typename M>
 struct dadaptadam_not_decouple_scalars {
@@ -759,7 +809,6 @@ extern "C" void dadaptadam_not_decouple_f32_qbf16(
     const int threads)
 {
     const dadaptadam_not_decouple_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, sb2_1, step_1, wd };
-    // ranges of whole blocks: a block's absmax is written by one thread
     om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
         dadaptadam_not_decouple_f32_qbf16_span(p_weight + lo, p_grad + lo, p_u_s + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s);
     });
@@ -768,11 +817,62 @@ extern "C" void dadaptadam_not_decouple_f32_qbf16(
 extern "C" void dadaptadam_not_decouple_f32_qbf16_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
     const int threads)
 {
-    // row: p_weight, p_grad, p_u_s, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, sb2_1, step_1, wd; chunks start on block boundaries (CHUNK is a multiple of QBLOCK)
+    // row: p_weight, p_grad, p_u_s, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, sb2_1, step_1, wd
     om::share_chunks<18>(table, tensors, chunks, 5, 6, threads,
                        [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
         const dadaptadam_not_decouple_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
         dadaptadam_not_decouple_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s);
+    });
+}
+#endif
+
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_dadaptadam_not_decouple_f32_qbf16sr)
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + e) give its random bits
+static void dadaptadam_not_decouple_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const dadaptadam_not_decouple_scalars<float> s, const om::index_t base, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t e = 0; e < n; ++e) {
+        float x_weight = om::get(p_weight, e);
+        float x_grad = om::get(p_grad, e);
+        float x_u_s = om::get(p_u_s, e);
+        float x_exp_avg = om::get(p_exp_avg, e);
+        float x_exp_avg_sq = om::get(p_exp_avg_sq, e);
+        dadaptadam_not_decouple_math<float>(x_weight, x_grad, x_u_s, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        om::put(p_weight, e, x_weight);
+        p_u_s[e] = om::stochastic_bfloat16(x_u_s, key_u_s, om::u64(base + e));
+        p_exp_avg[e] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + e));
+        p_exp_avg_sq[e] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + e));
+    }
+}
+
+extern "C" void dadaptadam_not_decouple_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float clip_gradient, const float epsilon, const float rescale_grad, const float sb2_1, const float step_1, const float wd, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq,
+    const int threads)
+{
+    const dadaptadam_not_decouple_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, sb2_1, step_1, wd };
+    om::split<64>(numel, threads, [&](const om::index_t lo, const om::index_t hi) {
+        dadaptadam_not_decouple_f32_qbf16sr_span(p_weight + lo, p_grad + lo, p_u_s + lo, p_exp_avg + lo, p_exp_avg_sq + lo, hi - lo, s, lo, key_u_s, key_exp_avg, key_exp_avg_sq);
+    });
+}
+
+extern "C" void dadaptadam_not_decouple_f32_qbf16sr_multi(const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const int threads)
+{
+    // row: p_weight, p_grad, p_u_s, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, clip_gradient, epsilon, rescale_grad, sb2_1, step_1, wd, key_u_s, key_exp_avg, key_exp_avg_sq
+    om::share_chunks<21>(table, tensors, chunks, 5, 6, threads,
+                       [&](const om::u64* row, om::index_t, const om::index_t start, const om::index_t span) {
+        const dadaptadam_not_decouple_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        dadaptadam_not_decouple_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, span, s, start, row[18], row[19], row[20]);
     });
 }
 #endif

@@ -27,10 +27,13 @@ Per variant (keyed like the NumPy module's VARIANTS):
 - quantized (variants with states a quantized storage stores; native CPU kernels only so
   far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
   between load and store), else "states": the states stored, in kernel order, and
-  "kernels": the name per suffix, f32_q8 and f32_qbf16. Their pointers are those of the f32 kernel with
+  "kernels": the name per suffix, f32_q8, f32_qbf16 and f32_qbf16sr (bfloat16 rounded
+  stochastically). Their pointers are those of the f32 kernel with
   each 8-bit state's one pointer replaced by two (codes, absmax); the f32_q8 entry points
   take the signed and unsigned maps, lookup tables and search tables after the scalars (the
-  multi-tensor one after the chunk count).
+  multi-tensor one after the chunk count); the f32_qbf16sr ones one 64-bit rounding key per
+  stored state, in "states" order, after the scalars (in the multi-tensor table, at the
+  end of each row).
 """
 
 SOURCE = 'dadaptadam.cu'
@@ -77,6 +80,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'dadaptadam_decouple_f32_q8',
                 'f32_qbf16': 'dadaptadam_decouple_f32_qbf16',
+                'f32_qbf16sr': 'dadaptadam_decouple_f32_qbf16sr',
             },
         },
     },
@@ -117,6 +121,7 @@ VARIANTS = {
             'kernels': {
                 'f32_q8': 'dadaptadam_not_decouple_f32_q8',
                 'f32_qbf16': 'dadaptadam_not_decouple_f32_qbf16',
+                'f32_qbf16sr': 'dadaptadam_not_decouple_f32_qbf16sr',
             },
         },
     },
