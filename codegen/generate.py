@@ -9,7 +9,7 @@ compare it byte for byte.
 from pathlib import Path
 
 from .analysis import analyse
-from .emitters import cpu_module, cuda_matrix, cuda_module, docs, stubs
+from .emitters import cpu_module, cuda_module, docs, stubs
 from .errors import SpecError
 from .loader import find_specs, load_rule
 from .metadata import spec_metadata
@@ -73,7 +73,7 @@ def render_all(root):
         analysis = analyse(rule)
         for relative_out, text in render_spec(rule, analysis, relative, name).items():
             files[f"{GENERATED}/{relative_out}"] = text
-            if relative_out.endswith(".cu") and not relative_out.endswith(cuda_matrix.SUFFIX):
+            if relative_out == f"cuda/{name.replace('.', '/')}.cu":     # (not a partials stage's)
                 cuda_modules.append(name)
         for depth in range(1, len(name.split("."))):
             folder = "/".join(name.split(".")[:depth])

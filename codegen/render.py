@@ -5,7 +5,7 @@ CPU) and refuses a spec whose files would pass the size limit; `render_file` par
 analyses a spec file first. The tool that writes the whole tree (docs, stubs, packages)
 is `generate.py`.
 """
-from .analysis import analyse
+from .analysis import Analysis, analyse
 from .emitters import cpu_module, cuda_matrix, cuda_module, numpy_module
 from .emitters.templates import MAX_FILE_CHARS, FileTooLarge
 from .errors import SpecError
@@ -14,7 +14,8 @@ from . import targets
 
 
 def numpy_files(rule, analysis, spec_path, name):
-    return {f"numpy/{name.replace('.', '/')}.py": numpy_module.render(rule, analysis, spec_path)}
+    group = group_module(name).rpartition(".")[2] if analysis.group is not None else ""
+    return {f"numpy/{name.replace('.', '/')}.py": numpy_module.render(rule, analysis, spec_path, group)}
 
 
 def cuda_files(rule, analysis, spec_path, name):
@@ -45,9 +46,23 @@ SPEC_EMITTERS = (numpy_files, cuda_files, cpu_files)
 _LIMITED = {numpy_files: "numpy/{}.py", cuda_files: "cuda/{}.cu", cpu_files: "cpu/{}.cpp"}
 
 
+def group_module(name):
+    """The module name of a spec's partials stage (codegen/group_stage.py): "prodigy" ->
+    "_group_prodigy", "mxnet1.adam" -> "mxnet1._group_adam" (a spec's own file name never
+    starts with '_', so it is never a spec's)."""
+    folder, _, stem = name.rpartition(".")
+    return f"{folder}._group_{stem}" if folder else f"_group_{stem}"
+
+
 def render_spec(rule, analysis, spec_path, name):
-    """Every per-spec emitter's files for one spec: {path under generated/: text}."""
+    """Every per-spec emitter's files for one spec: {path under generated/: text}. A rule
+    with group reductions also gets its partials stage as a generated rule of its own (the
+    same emitters, module `group_module(name)`): every target runs it as any rule."""
     files = {}
+    if analysis.group is not None:
+        group = analysis.group
+        files.update(render_spec(group.rule, Analysis(group.rule, group.atoms, group.variants), spec_path,
+                                 group_module(name)))
     where = rule.statements[0].loc
     for emitter in SPEC_EMITTERS:
         try:

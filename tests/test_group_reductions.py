@@ -401,3 +401,31 @@ def test_a_group_state_cannot_depend_on_the_parameters_shape(tmp_path):
         'd = { init = 1.0, shape = "group" }', 'd = { init = 1.0, shape = "group", when = "flag" }'))
     with pytest.raises(SpecError, match="a group state always exists"):
         optforge.load_spec(path)
+
+
+def test_a_spec_loaded_at_run_time_runs_its_partials_stage_natively(tmp_path, monkeypatch):
+    """optforge.load_spec: the partials stage is generated into the cache entry beside the
+    rule's module and launched with the native kernels (OPTFORGE_CPU_BACKEND=native: no
+    fallback), for SGD with global-norm clipping checked against NumPy written here."""
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPTFORGE_CPU_BACKEND", "native")
+    path = tmp_path / "clipsgd.toml"
+    path.write_text('name = "ClipSGD"\nupdate = """\n'
+                    'grad = grad * rescale_grad\n'
+                    'grad = grad * minimum(1, max_norm / (group_norm(grad) + 1e-6))\n'
+                    'weight = weight - lr * (grad + wd * weight)\n"""\n'
+                    '[hyperparameters]\nlearning_rate = 0.1\nmax_norm = { default = 1.0, range = "(0, inf]" }\n')
+    cls = optforge.load_spec(path)
+    rng = np.random.default_rng(15)
+    weights = [rng.standard_normal(shape) for shape in [(300, 70), (7,), (2, 3, 5)]]
+    expected = [w.copy() for w in weights]
+    opt = cls(learning_rate=0.1, wd=0.01, rescale_grad=0.5, max_norm=2.0)
+    for step in range(5):
+        grads = [rng.standard_normal(w.shape) * (4 if step % 2 else 0.01) for w in weights]
+        opt.update([0, 1, 2], weights, grads, [None] * 3)
+        scaled = [g * 0.5 for g in grads]
+        total = math.sqrt(sum(float((g * g).sum()) for g in scaled))
+        factor = min(1.0, 2.0 / (total + 1e-6))
+        expected = [w - 0.1 * (g * factor + 0.01 * w) for w, g in zip(expected, scaled)]
+    for a, b in zip(weights, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)

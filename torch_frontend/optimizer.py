@@ -286,7 +286,8 @@ class Optimizer(torch.optim.Optimizer):
             for launch, finish in members:
                 inputs = finish.grouped[0]
                 for name, partial in group_values.partials(engine, launch.indices, launch.masters or launch.weights,
-                                                           launch.grads, launch.states, inputs, held).items():
+                                                           launch.grads, launch.states, inputs, held,
+                                                           bool(launch.fused)).items():
                     found.setdefault(name, []).extend(partial)
             ops = {value: op for op, value, _ in engine.module.GROUP["reductions"]}
             combined = {name: group_values.combine(ops[name], partial) for name, partial in found.items()}

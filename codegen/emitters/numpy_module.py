@@ -18,7 +18,9 @@ from .c_stages import stage_programs, stage_scalars
 from .templates import environment, render_limited
 
 
-def render(rule, analysis, spec_path):
+def render(rule, analysis, spec_path, group_module=""):
+    """The module's text; `group_module`: the module name of the partials stage (rules with
+    group reductions: render.group_module), relative to this module's package."""
     host = HostPrinter()
     arrays = ArrayPrinter()
     state_classes = {st.name: ("p" if st.dtype == "float32" or st.device else "w") for st in rule.states}
@@ -45,7 +47,7 @@ def render(rule, analysis, spec_path):
                 for key, variant in analysis.variants.items()]
     modes = [dict(_variant(mode_rule, None, variant, host, arrays, state_classes), mode=mode)
              for mode, (mode_rule, variant) in analysis.modes.items()]
-    group = _group_stage(analysis.group, host, arrays) if analysis.group else None
+    group = _group_stage(analysis.group, group_module) if analysis.group else None
 
     skip_text, skip_inputs = "", []
     if rule.skip_if is not None:
@@ -77,19 +79,13 @@ def render(rule, analysis, spec_path):
     ).rstrip("\n") + "\n"
 
 
-def _group_stage(group, host, arrays):
-    """What the template needs of a rule's partials stage (codegen/group_stage.py)."""
-    state_classes = {st.name: ("p" if st.dtype == "float32" or st.device else "w") for st in group.rule.states}
-    inputs = set()
-    for atom in group.atoms:
-        inputs |= _names(atom)
+def _group_stage(group, module):
+    """What the template needs of a rule's group reductions (codegen/group_stage.py); the
+    partials stage is a generated module of its own (`render.group_module`)."""
     return {
-        "condition_inputs": sorted(inputs),
-        "condition_texts": [_condition(host, atom) for atom in group.atoms],
-        "variants": [_variant(group.rule, key, variant, host, arrays, state_classes)
-                     for key, variant in group.variants.items()],
         "reductions": [(r.op, r.value, r.partial) for r in group.reductions],
         "states": [st.name for st in group.rule.states if st.shape == "group"],
+        "module": module,
     }
 
 

@@ -155,11 +155,6 @@ def conditions(*, amsgrad, **_):
     return (bool(amsgrad),)
 
 
-def group_conditions(*, amsgrad, **_):
-    """The truth of each condition of the partials stage: the key into GROUP["variants"]."""
-    return (bool(amsgrad),)
-
-
 # -- variant: amsgrad ---------------------------------------------------------------
 
 def host_amsgrad(*, _group0, beta1, beta2, clip_gradient, epsilon, lr, max_norm, rescale_grad, t, wd, **_):
@@ -257,38 +252,6 @@ def kernel_not_amsgrad(xp, weight, grad, exp_avg, exp_avg_sq, *, beta1, beta2, c
     xp.subtract(t1, t2, out=weight)
 
 
-# -- group partials: amsgrad ---------------------------------------------------------------
-
-def host_group_amsgrad(*, clip_gradient, rescale_grad, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    return {'clip_gradient': clip_gradient, 'rescale_grad': rescale_grad}
-
-
-def kernel_group_amsgrad(xp, weight, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, _partial0, *, clip_gradient, rescale_grad):
-    """Update of _partial0, in place, from sums of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
-    xp.multiply(t0, t0, out=t0)
-    xp.copyto(_partial0, xp.sum(t0, dtype=xp.float64).astype(xp.promote_types(t0.dtype, xp.float32)))
-
-
-# -- group partials: not amsgrad -----------------------------------------------------------
-
-def host_group_not_amsgrad(*, clip_gradient, rescale_grad, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    return {'clip_gradient': clip_gradient, 'rescale_grad': rescale_grad}
-
-
-def kernel_group_not_amsgrad(xp, weight, grad, exp_avg, exp_avg_sq, _partial0, *, clip_gradient, rescale_grad):
-    """Update of _partial0, in place, from sums of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
-    xp.multiply(t0, t0, out=t0)
-    xp.copyto(_partial0, xp.sum(t0, dtype=xp.float64).astype(xp.promote_types(t0.dtype, xp.float32)))
-
-
 VARIANTS = {
     (True,): {
         "name": 'amsgrad',
@@ -317,25 +280,12 @@ VARIANTS = {
 }
 
 
-# Group reductions: the partials stage runs for every parameter of the group and writes one
-# value per reduction (0-d arrays); the runtime combines them over the group in float64,
-# in parameter order, and passes each combined value to the step under its name.
+# Group reductions: the partials stage (the generated module GROUP["module"], beside this one)
+# runs for every parameter of the group and writes one value per reduction; the runtime
+# combines them over the group in float64, in parameter order, and passes each combined
+# value to the step under its name.
 GROUP = {
     "reductions": [('sum', '_group0', '_partial0')],  # (combine, step input, partial)
     "states": [],  # one float64 per param group, kept by the API family
-    "conditions": group_conditions,
-    "variants": {
-        (True,): {
-            "name": 'group_amsgrad',
-            "states": ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', '_partial0'),
-            "host": host_group_amsgrad,
-            "kernel": kernel_group_amsgrad,
-        },
-        (False,): {
-            "name": 'group_not_amsgrad',
-            "states": ('exp_avg', 'exp_avg_sq', '_partial0'),
-            "host": host_group_not_amsgrad,
-            "kernel": kernel_group_not_amsgrad,
-        },
-    },
+    "module": '_group_clippedadamw',
 }

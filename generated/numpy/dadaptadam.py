@@ -217,11 +217,6 @@ def skip(*, lr, **_):
     return (lr == 0)
 
 
-def group_conditions(*, decouple, **_):
-    """The truth of each condition of the partials stage: the key into GROUP["variants"]."""
-    return (bool(decouple),)
-
-
 # -- variant: decouple --------------------------------------------------------------
 
 def host_decouple(*, _group0, _group1, beta1, beta2, clip_gradient, d, epsilon, growth_rate, layer_scale, lr, numerator_weighted, rescale_grad, t, use_bias_correction, wd, **_):
@@ -335,75 +330,6 @@ def kernel_not_decouple(xp, weight, grad, s, exp_avg, exp_avg_sq, *, beta1, beta
     xp.subtract(weight, t0, out=weight)
 
 
-# -- group partials: decouple --------------------------------------------------------------
-
-def host_group_decouple(*, beta1, beta2, clip_gradient, d, epsilon, lr, rescale_grad, t, use_bias_correction, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    dlr_1 = d*lr*(math.sqrt(1 - beta2**t)/(1 - beta1**t) if use_bias_correction else 1)
-    sb2_1 = math.sqrt(beta2)
-    c_1 = dlr_1*(1 - sb2_1)
-    return {
-        'c_1': c_1,
-        'clip_gradient': clip_gradient,
-        'epsilon': epsilon,
-        'rescale_grad': rescale_grad,
-        'sb2_1': sb2_1,
-    }
-
-
-def kernel_group_decouple(xp, weight, grad, s, exp_avg, exp_avg_sq, _partial0, _partial1, *, c_1, clip_gradient, epsilon, rescale_grad, sb2_1):
-    """Update of _partial0, _partial1, in place, from sums of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
-    t1 = xp.sqrt(exp_avg_sq)
-    xp.add(t1, epsilon, out=t1)
-    t2 = xp.multiply(t0, s)
-    xp.divide(t2, t1, out=t2)
-    xp.copyto(_partial0, xp.sum(t2, dtype=xp.float64).astype(xp.promote_types(t2.dtype, xp.float32)))
-    xp.multiply(t0, c_1, out=t0)
-    xp.multiply(s, sb2_1, out=t1)
-    xp.add(t0, t1, out=t0)
-    xp.abs(t0, out=t0)
-    xp.copyto(_partial1, xp.sum(t0, dtype=xp.float64).astype(xp.promote_types(t0.dtype, xp.float32)))
-
-
-# -- group partials: not decouple ----------------------------------------------------------
-
-def host_group_not_decouple(*, beta1, beta2, clip_gradient, d, epsilon, lr, rescale_grad, t, use_bias_correction, wd, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    dlr_1 = d*lr*(math.sqrt(1 - beta2**t)/(1 - beta1**t) if use_bias_correction else 1)
-    sb2_1 = math.sqrt(beta2)
-    c_1 = dlr_1*(1 - sb2_1)
-    return {
-        'c_1': c_1,
-        'clip_gradient': clip_gradient,
-        'epsilon': epsilon,
-        'rescale_grad': rescale_grad,
-        'sb2_1': sb2_1,
-        'wd': wd,
-    }
-
-
-def kernel_group_not_decouple(xp, weight, grad, s, exp_avg, exp_avg_sq, _partial0, _partial1, *, c_1, clip_gradient, epsilon, rescale_grad, sb2_1, wd):
-    """Update of _partial0, _partial1, in place, from sums of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(weight, wd)
-    t1 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t1, -clip_gradient, clip_gradient, out=t1)
-    xp.add(t0, t1, out=t0)
-    xp.sqrt(exp_avg_sq, out=t1)
-    xp.add(t1, epsilon, out=t1)
-    t2 = xp.multiply(t0, s)
-    xp.divide(t2, t1, out=t2)
-    xp.copyto(_partial0, xp.sum(t2, dtype=xp.float64).astype(xp.promote_types(t2.dtype, xp.float32)))
-    xp.multiply(t0, c_1, out=t0)
-    xp.multiply(s, sb2_1, out=t1)
-    xp.add(t0, t1, out=t0)
-    xp.abs(t0, out=t0)
-    xp.copyto(_partial1, xp.sum(t0, dtype=xp.float64).astype(xp.promote_types(t0.dtype, xp.float32)))
-
-
 VARIANTS = {
     (True,): {
         "name": 'decouple',
@@ -432,25 +358,12 @@ VARIANTS = {
 }
 
 
-# Group reductions: the partials stage runs for every parameter of the group and writes one
-# value per reduction (0-d arrays); the runtime combines them over the group in float64,
-# in parameter order, and passes each combined value to the step under its name.
+# Group reductions: the partials stage (the generated module GROUP["module"], beside this one)
+# runs for every parameter of the group and writes one value per reduction; the runtime
+# combines them over the group in float64, in parameter order, and passes each combined
+# value to the step under its name.
 GROUP = {
     "reductions": [('sum', '_group0', '_partial0'), ('sum', '_group1', '_partial1')],  # (combine, step input, partial)
     "states": ['d', 'numerator_weighted'],  # one float64 per param group, kept by the API family
-    "conditions": group_conditions,
-    "variants": {
-        (True,): {
-            "name": 'group_decouple',
-            "states": ('s', 'exp_avg', 'exp_avg_sq', '_partial0', '_partial1'),
-            "host": host_group_decouple,
-            "kernel": kernel_group_decouple,
-        },
-        (False,): {
-            "name": 'group_not_decouple',
-            "states": ('s', 'exp_avg', 'exp_avg_sq', '_partial0', '_partial1'),
-            "host": host_group_not_decouple,
-            "kernel": kernel_group_not_decouple,
-        },
-    },
+    "module": '_group_dadaptadam',
 }

@@ -262,11 +262,6 @@ def skip(*, lr, **_):
     return (lr == 0)
 
 
-def group_conditions(*, beta3, decouple, **_):
-    """The truth of each condition of the partials stage: the key into GROUP["variants"]."""
-    return ((beta3 is None), bool(decouple))
-
-
 # -- variant: beta3 is None and decouple --------------------------------------------
 
 def host_beta3_is_none__decouple(*, _group0, _group1, beta1, beta2, clip_gradient, d, d0, d_coef, d_max, d_numerator, epsilon, growth_rate, lr, rescale_grad, safeguard_warmup, t, use_bias_correction, wd, **_):
@@ -499,130 +494,6 @@ def kernel_beta3_is_set__not_decouple(xp, weight, grad, s, p0, exp_avg, exp_avg_
     xp.subtract(weight, t0, out=weight)
 
 
-# -- group partials: beta3 is None and decouple --------------------------------------------
-
-def host_group_beta3_is_none__decouple(*, beta1, beta2, clip_gradient, d, d0, lr, rescale_grad, safeguard_warmup, t, use_bias_correction, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    b3_1 = math.sqrt(beta2)
-    dlr_1 = d*lr*(math.sqrt(1 - beta2**t)/(1 - beta1**t) if use_bias_correction else 1)
-    c_1 = d*(d if safeguard_warmup else dlr_1)/d0
-    return {
-        'b3_1': b3_1,
-        'c_1': c_1,
-        'clip_gradient': clip_gradient,
-        'rescale_grad': rescale_grad,
-    }
-
-
-def kernel_group_beta3_is_none__decouple(xp, weight, grad, s, p0, exp_avg, exp_avg_sq, _partial0, _partial1, *, b3_1, c_1, clip_gradient, rescale_grad):
-    """Update of _partial0, _partial1, in place, from sums of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
-    t1 = xp.subtract(p0, weight)
-    xp.multiply(t0, t1, out=t1)
-    xp.copyto(_partial0, xp.sum(t1, dtype=xp.float64).astype(xp.promote_types(t1.dtype, xp.float32)))
-    xp.multiply(s, b3_1, out=t1)
-    xp.multiply(t0, c_1, out=t0)
-    xp.add(t1, t0, out=t1)
-    xp.abs(t1, out=t1)
-    xp.copyto(_partial1, xp.sum(t1, dtype=xp.float64).astype(xp.promote_types(t1.dtype, xp.float32)))
-
-
-# -- group partials: beta3 is None and not decouple ----------------------------------------
-
-def host_group_beta3_is_none__not_decouple(*, beta1, beta2, clip_gradient, d, d0, lr, rescale_grad, safeguard_warmup, t, use_bias_correction, wd, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    b3_1 = math.sqrt(beta2)
-    dlr_1 = d*lr*(math.sqrt(1 - beta2**t)/(1 - beta1**t) if use_bias_correction else 1)
-    c_1 = d*(d if safeguard_warmup else dlr_1)/d0
-    return {
-        'b3_1': b3_1,
-        'c_1': c_1,
-        'clip_gradient': clip_gradient,
-        'rescale_grad': rescale_grad,
-        'wd': wd,
-    }
-
-
-def kernel_group_beta3_is_none__not_decouple(xp, weight, grad, s, p0, exp_avg, exp_avg_sq, _partial0, _partial1, *, b3_1, c_1, clip_gradient, rescale_grad, wd):
-    """Update of _partial0, _partial1, in place, from sums of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(weight, wd)
-    t1 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t1, -clip_gradient, clip_gradient, out=t1)
-    xp.add(t0, t1, out=t0)
-    xp.subtract(p0, weight, out=t1)
-    xp.multiply(t0, t1, out=t1)
-    xp.copyto(_partial0, xp.sum(t1, dtype=xp.float64).astype(xp.promote_types(t1.dtype, xp.float32)))
-    xp.multiply(s, b3_1, out=t1)
-    xp.multiply(t0, c_1, out=t0)
-    xp.add(t1, t0, out=t1)
-    xp.abs(t1, out=t1)
-    xp.copyto(_partial1, xp.sum(t1, dtype=xp.float64).astype(xp.promote_types(t1.dtype, xp.float32)))
-
-
-# -- group partials: beta3 is not None and decouple ----------------------------------------
-
-def host_group_beta3_is_set__decouple(*, beta1, beta2, beta3, clip_gradient, d, d0, lr, rescale_grad, safeguard_warmup, t, use_bias_correction, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    dlr_1 = d*lr*(math.sqrt(1 - beta2**t)/(1 - beta1**t) if use_bias_correction else 1)
-    c_1 = d*(d if safeguard_warmup else dlr_1)/d0
-    return {
-        'beta3': beta3,
-        'c_1': c_1,
-        'clip_gradient': clip_gradient,
-        'rescale_grad': rescale_grad,
-    }
-
-
-def kernel_group_beta3_is_set__decouple(xp, weight, grad, s, p0, exp_avg, exp_avg_sq, _partial0, _partial1, *, beta3, c_1, clip_gradient, rescale_grad):
-    """Update of _partial0, _partial1, in place, from sums of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t0, -clip_gradient, clip_gradient, out=t0)
-    t1 = xp.subtract(p0, weight)
-    xp.multiply(t0, t1, out=t1)
-    xp.copyto(_partial0, xp.sum(t1, dtype=xp.float64).astype(xp.promote_types(t1.dtype, xp.float32)))
-    xp.multiply(s, beta3, out=t1)
-    xp.multiply(t0, c_1, out=t0)
-    xp.add(t1, t0, out=t1)
-    xp.abs(t1, out=t1)
-    xp.copyto(_partial1, xp.sum(t1, dtype=xp.float64).astype(xp.promote_types(t1.dtype, xp.float32)))
-
-
-# -- group partials: beta3 is not None and not decouple ------------------------------------
-
-def host_group_beta3_is_set__not_decouple(*, beta1, beta2, beta3, clip_gradient, d, d0, lr, rescale_grad, safeguard_warmup, t, use_bias_correction, wd, **_):
-    """Scalars for the kernel: float64, once per step per parameter."""
-    dlr_1 = d*lr*(math.sqrt(1 - beta2**t)/(1 - beta1**t) if use_bias_correction else 1)
-    c_1 = d*(d if safeguard_warmup else dlr_1)/d0
-    return {
-        'beta3': beta3,
-        'c_1': c_1,
-        'clip_gradient': clip_gradient,
-        'rescale_grad': rescale_grad,
-        'wd': wd,
-    }
-
-
-def kernel_group_beta3_is_set__not_decouple(xp, weight, grad, s, p0, exp_avg, exp_avg_sq, _partial0, _partial1, *, beta3, c_1, clip_gradient, rescale_grad, wd):
-    """Update of _partial0, _partial1, in place, from sums of whole arrays, per-tensor scalar states: not element-wise."""
-    t0 = xp.multiply(weight, wd)
-    t1 = xp.multiply(grad, rescale_grad)
-    if clip_gradient is not None:
-        xp.clip(t1, -clip_gradient, clip_gradient, out=t1)
-    xp.add(t0, t1, out=t0)
-    xp.subtract(p0, weight, out=t1)
-    xp.multiply(t0, t1, out=t1)
-    xp.copyto(_partial0, xp.sum(t1, dtype=xp.float64).astype(xp.promote_types(t1.dtype, xp.float32)))
-    xp.multiply(s, beta3, out=t1)
-    xp.multiply(t0, c_1, out=t0)
-    xp.add(t1, t0, out=t1)
-    xp.abs(t1, out=t1)
-    xp.copyto(_partial1, xp.sum(t1, dtype=xp.float64).astype(xp.promote_types(t1.dtype, xp.float32)))
-
-
 VARIANTS = {
     (True, True): {
         "name": 'beta3_is_none__decouple',
@@ -675,37 +546,12 @@ VARIANTS = {
 }
 
 
-# Group reductions: the partials stage runs for every parameter of the group and writes one
-# value per reduction (0-d arrays); the runtime combines them over the group in float64,
-# in parameter order, and passes each combined value to the step under its name.
+# Group reductions: the partials stage (the generated module GROUP["module"], beside this one)
+# runs for every parameter of the group and writes one value per reduction; the runtime
+# combines them over the group in float64, in parameter order, and passes each combined
+# value to the step under its name.
 GROUP = {
     "reductions": [('sum', '_group0', '_partial0'), ('sum', '_group1', '_partial1')],  # (combine, step input, partial)
     "states": ['d', 'd_max', 'd_numerator'],  # one float64 per param group, kept by the API family
-    "conditions": group_conditions,
-    "variants": {
-        (True, True): {
-            "name": 'group_beta3_is_none__decouple',
-            "states": ('s', 'p0', 'exp_avg', 'exp_avg_sq', '_partial0', '_partial1'),
-            "host": host_group_beta3_is_none__decouple,
-            "kernel": kernel_group_beta3_is_none__decouple,
-        },
-        (True, False): {
-            "name": 'group_beta3_is_none__not_decouple',
-            "states": ('s', 'p0', 'exp_avg', 'exp_avg_sq', '_partial0', '_partial1'),
-            "host": host_group_beta3_is_none__not_decouple,
-            "kernel": kernel_group_beta3_is_none__not_decouple,
-        },
-        (False, True): {
-            "name": 'group_beta3_is_set__decouple',
-            "states": ('s', 'p0', 'exp_avg', 'exp_avg_sq', '_partial0', '_partial1'),
-            "host": host_group_beta3_is_set__decouple,
-            "kernel": kernel_group_beta3_is_set__decouple,
-        },
-        (False, False): {
-            "name": 'group_beta3_is_set__not_decouple',
-            "states": ('s', 'p0', 'exp_avg', 'exp_avg_sq', '_partial0', '_partial1'),
-            "host": host_group_beta3_is_set__not_decouple,
-            "kernel": kernel_group_beta3_is_set__not_decouple,
-        },
-    },
+    "module": '_group_prodigy',
 }

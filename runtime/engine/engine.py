@@ -29,6 +29,7 @@ class Engine:
         self.lazy_update = spec["sparse_update"] == "lazy" if lazy_update is None else lazy_update
         self.states = {meta["name"]: StateMeta.of(meta) for meta in spec["states"] if meta["shape"] != "group"}
         self.grouped = hasattr(module, "GROUP")     # group reductions and group states (engine/group.py)
+        self._group_engine = None
         self.storage = storage
         self.kept = KeptLaunches(self)
         # whether the frontend must give each step its parameters' initial learning rates
@@ -38,6 +39,17 @@ class Engine:
         """Set one hyperparameter, checked against its range."""
         meta = next(m for m in self.spec["hyperparameters"] if m["name"] == name)
         self.hyperparameters[name] = validation.hyperparameter(meta, value)
+        if self._group_engine is not None:
+            self._group_engine.hyperparameters[name] = self.hyperparameters[name]
+
+    def group_engine(self):
+        """The Engine of this rule's partials stage (rules with group reductions): the same
+        hyperparameters, lazy_update and state storage."""
+        if self._group_engine is None:
+            from . import group
+            self._group_engine = Engine(group.partials_module(self.module), self.hyperparameters,
+                                        self.lazy_update, self.storage)
+        return self._group_engine
 
     # -- states ------------------------------------------------------------------
     def present_states(self, weight=None):
@@ -382,7 +394,7 @@ class Launch:
             found = {name: value for name, value in (inputs.group or {}).items() if name.startswith("_group")}
             if not found:   # (a frontend that split the group into batches gives the values it combined)
                 found = group.values(engine, self.indices, self.masters or self.weights, self.grads, self.states,
-                                     inputs, held, reduce)
+                                     inputs, held, reduce, bool(self.fused))
             inputs = inputs._replace(group={**held, **found})
         planned = engine.plans(self.indices, self.masters or self.weights, self.states, inputs)
         if engine.grouped:

@@ -14,13 +14,16 @@ Sharded runs (ZeRO, FSDP2) hold parts of each tensor on each rank: `reduce` lets
 frontend combine each rank's group values (sums added, maxima and minima compared) before
 the step reads them.
 """
+import importlib
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import numpy
 
-from ..backends import array_module, quantized, quiet
-from ..sparse import RowSparse
-from .layout import MATRIX_INPUTS, StepError, reads_shape, shape_inputs, state_parts
+from ..backends import array_module
+from .layout import StepError, state_dtype, state_parts
 
 
 def has_group(module):
@@ -63,57 +66,60 @@ def combine(op, values):
     return (max(values) if op == "max" else min(values)) + 0.0
 
 
-def partials(engine, indices, weights, grads, states, inputs, group_states):
+def partials_module(module):
+    """The generated module of a rule's partials stage (GROUP["module"], beside the rule's
+    own: in the package, or in optforge.load_spec's cache entry)."""
+    found = _MODULES.get(module.__name__)
+    if found is None:
+        name = module.GROUP["module"]
+        if ".generated.numpy." in module.__name__:
+            found = importlib.import_module(f"{module.__name__.rpartition('.')[0]}.{name}")
+        else:
+            path = Path(module.__file__).with_name(f"{name}.py")
+            spec = importlib.util.spec_from_file_location(f"{module.__name__}_{name}", path)
+            found = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = found
+            spec.loader.exec_module(found)
+        _MODULES[module.__name__] = found
+    return found
+
+
+_MODULES = {}
+
+
+def partials(engine, indices, weights, grads, states, inputs, group_states, fused=True):
     """Each reduction's per-tensor partials over these parameters: {step input: [float]}.
-    Parameters the rule skips this step (skip_if) contribute nothing."""
-    module = engine.module
-    group = module.GROUP
-    spec = engine.spec
-    base = dict(engine.hyperparameters, rescale_grad=inputs.rescale_grad, clip_gradient=inputs.clip_gradient,
-                **group_states)
-    skip = getattr(module, "skip", None)
-    by_shape = reads_shape(module)
-    flags = spec["name_flags"]
-    initial = inputs.initial_lrs if inputs.initial_lrs is not None else inputs.lrs
-    out = {value: [] for _, value, _ in group["reductions"]}
-    for k, (index, weight, grad, state) in enumerate(zip(indices, weights, grads, states)):
-        shape = shape_inputs(spec, weight) if by_shape else {}
-        values = dict(base, lr=inputs.lrs[k], wd=inputs.wds[k], t=inputs.ts[k], initial_lr=initial[k], **shape)
-        if flags:
-            name = inputs.names[k] if inputs.names is not None else str(index)
-            values.update((flag, name.endswith(tuple(suffixes))) for flag, suffixes in flags.items())
-        if skip is not None and skip(**values):
-            continue
-        present = module.states_present(**engine.hyperparameters, **(shape or MATRIX_INPUTS))
-        arrays = dict(zip(present, state_parts(state, len(present))))
-        for name, part in arrays.items():
-            if quantized.is_stored(weight, part):
-                arrays[name] = quantized.load(part)
-        for name in [n for n in arrays if engine.states[n].host_scalar]:
-            values[name] = float(arrays.pop(name))
-        variant = group["variants"][group["conditions"](**values)]
-        try:
-            scalars = variant["host"](**values)
-        except (ArithmeticError, ValueError) as err:
-            raise StepError(f"{engine.name}: cannot compute this step's group partials: {err}") from err
+    The partials stage is a rule of its own (it reads the step's states, writes one 0-d
+    array per reduction), launched like any rule: the native CPU or CUDA kernels where they
+    apply (`fused`), else its NumPy code. Parameters the rule skips this step (skip_if)
+    contribute nothing."""
+    reductions = engine.module.GROUP["reductions"]
+    stage = engine.group_engine()
+    metas = [stage.states[partial] for _, _, partial in reductions]
+    written, staged = [], []
+    for weight, state in zip(weights, states):
+        parts = state_parts(state, len(engine.present_states(weight))) or ()
         xp = array_module(weight)
-        if isinstance(grad, RowSparse):
-            grad = grad.todense()
-        written = {partial: xp.zeros((), dtype=numpy.float64) for _, _, partial in group["reductions"]}
-        if weight.ndim == 0:    # (as Engine.execute: 0-d temporaries would be scalars)
-            weight, grad = weight.reshape(1), grad.reshape(1)
-            arrays = {n: a if engine.states[n].shape == "scalar" else a.reshape(1) for n, a in arrays.items()}
-        with quiet(xp):
-            variant["kernel"](xp, weight=weight, grad=grad, **arrays, **written, **scalars)
-        for _, value, partial in group["reductions"]:
-            out[value].append(float(written[partial]))
+        arrays = [xp.zeros((), dtype=state_dtype(meta.meta, weight.dtype)) for meta in metas]
+        written.append(arrays)
+        every = tuple(parts) + tuple(arrays)
+        staged.append(every[0] if len(every) == 1 else every)
+    launch = stage.launch(indices, weights, grads, staged, fused)
+    planned = launch.plan(inputs._replace(group=dict(group_states)))
+    launch.run()
+    out = {value: [] for _, value, _ in reductions}
+    for plan, arrays in zip(planned, written):
+        if plan is None:
+            continue
+        for (_, value, _), array in zip(reductions, arrays):
+            out[value].append(float(array))
     return out
 
 
-def values(engine, indices, weights, grads, states, inputs, group_states, reduce=None):
+def values(engine, indices, weights, grads, states, inputs, group_states, reduce=None, fused=True):
     """The step inputs of a group's reductions ({`_group<k>`: float}), from these parameters'
     partials; `reduce(ops, values)` combines them across ranks (sharded runs)."""
-    found = partials(engine, indices, weights, grads, states, inputs, group_states)
+    found = partials(engine, indices, weights, grads, states, inputs, group_states, fused)
     ops = [op for op, _, _ in engine.module.GROUP["reductions"]]
     combined = [combine(op, found[value]) for op, value, _ in engine.module.GROUP["reductions"]]
     if reduce is not None:
