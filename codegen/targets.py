@@ -72,12 +72,15 @@ def coverage(rule, analysis):
                 return Coverage(_gap(rule, f"{err} (normal() between matrix operations)", _has(Normal)))
         used = [f for f in LIBRARY_FUNCTIONS if any(v.op == f for p in programs for v in p.code)]
         return Coverage(None, _library_text(used) if used else "")
-    programs = [lower(variant, rule) for variant in analysis.variants.values()]
-    for program in programs:
-        gap = _passes_gap(rule, program)
+    pairs = [(rule, lower(variant, rule)) for variant in analysis.variants.values()]
+    group = getattr(analysis, "group", None)
+    if group is not None:   # the partials stage (group_stage.py) runs on the same targets first
+        pairs += [(group.rule, lower(variant, group.rule)) for variant in group.variants.values()]
+    for owner, program in pairs:
+        gap = _passes_gap(owner, program)
         if gap is not None:
             return Coverage(gap)
-    return Coverage(None, _inexact(programs))
+    return Coverage(None, _inexact([program for _, program in pairs]))
 
 
 def _library_text(used):

@@ -226,8 +226,11 @@ def test_prodigy_params_style_matches_prodigyopt():
 
 @pytest.mark.parametrize("name", ["prodigy", "dadaptadam", "clippedadamw"])
 def test_native_kernels_compute_what_step_computes(name, monkeypatch):
-    """float32 weights through the native kernels (OPTFORGE_CPU_BACKEND=native: no fallback)
-    against the generated NumPy code (`step`), bit for bit: both read the same group values."""
+    """float32 weights through the native kernels (OPTFORGE_CPU_BACKEND=native: no fallback),
+    the partials stage's included, against the generated NumPy code (`step`). The update is
+    the same arithmetic on the same group values; the partials are sums added in double in
+    another order, rounded to float32, so a group value may differ in its last float32 bit:
+    rtol 1e-6 over 8 steps (a wrong term is off by far more)."""
     monkeypatch.setenv("OPTFORGE_CPU_BACKEND", "native")
     runs = []
     for fused in (True, False):
@@ -240,8 +243,9 @@ def test_native_kernels_compute_what_step_computes(name, monkeypatch):
         runs.append((current, states, dict(opt.group_states)))
     (a, sa, ga), (b, sb, gb) = runs
     for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)
-    assert ga == gb
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    for name in ga:
+        assert math.isclose(ga[name], gb[name], rel_tol=1e-6, abs_tol=1e-12), name
 
 
 # -- group semantics -----------------------------------------------------------------------
