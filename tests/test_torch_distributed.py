@@ -5,6 +5,7 @@ float64 throughout: DDP averages the two half-batch gradients, which equals the 
 of the whole batch up to summation order (~1e-16 relative), so the weights agree to rtol
 1e-9 after 5 AdamW steps.
 """
+import math
 import socket
 import subprocess
 import sys
@@ -123,6 +124,22 @@ def test_fsdp2_rules_with_norms_run_on_shards_and_match_one_process(ranks, name)
             assert states.keys() == expected.keys()
             for key, value in expected.items():
                 torch.testing.assert_close(states[key], value, rtol=1e-9, atol=1e-14, msg=f"{name} {key}")
+
+
+def test_fsdp2_group_reductions_are_summed_over_every_rank(ranks):
+    """Prodigy on uneven shards: each rank computes its shards' partials (dot(grad, p0 - w),
+    sum(|s|)), all-reduced in float64 over the shard groups, so d is the one process's d and
+    each rank's update of its shards is the one process's: rtol 1e-9 (float64; the sums
+    are added in another order, ~1e-16 relative). No tensor is gathered."""
+    model = worker.build_odd()
+    opt = ot.Prodigy(model.parameters(), lr=1.0, weight_decay=worker.WD, d0=1e-3)
+    worker.train_changing_lr(model, opt, *worker.data_odd())
+    assert opt.param_groups[0]["d"] > 1e-3     # d moved: the sums matter
+    for result in ranks:
+        run = result["fsdp"]["prodigy"]
+        assert result["fsdp"]["gathers"] == 0
+        assert math.isclose(run["d"], opt.param_groups[0]["d"], rel_tol=1e-9)
+        _assert_weights(run["weights"], model)
 
 
 def test_fsdp2_gathering_path_matches_one_process(ranks):

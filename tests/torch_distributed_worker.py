@@ -131,6 +131,12 @@ def fsdp(rank, world):
             "states": [{k: v.full_tensor().clone() if type(v).__name__ == "DTensor" else v.clone()
                         for k, v in opt.state[p].items()} for p in model.parameters()],
             "local_rows": [p.to_local().shape[0] for p in model.parameters()]}
+    # a rule with group reductions: d estimated from every rank's shards (all-reduced)
+    model = sharded(build_odd)
+    opt = ot.Prodigy(model.parameters(), lr=1.0, weight_decay=WD, d0=1e-3)
+    train_changing_lr(model, opt, *_shard(*data_odd(), rank, world))
+    result["prodigy"] = {"weights": {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()},
+                         "d": opt.param_groups[0]["d"]}
     result["gathers"] = len(gathers)
     # the gathering path, which rules without a shard-local form take: LAMB made to take it
     from optforge.torch import shards

@@ -291,6 +291,9 @@ class Optimizer(torch.optim.Optimizer):
                     found.setdefault(name, []).extend(partial)
             ops = {value: op for op, value, _ in engine.module.GROUP["reductions"]}
             combined = {name: group_values.combine(ops[name], partial) for name, partial in found.items()}
+            mesh = _group_shards(group)
+            if mesh:    # FSDP2: each rank summed its shards; the group's values are over every rank
+                combined = shards.all_reduced_group(combined, ops, mesh)
             updates = []
             for launch, finish in members:
                 launch.plan(finish.grouped[0]._replace(group={**held, **combined}))
@@ -412,7 +415,8 @@ class Optimizer(torch.optim.Optimizer):
         on_torch = differentiable or batch[0][2].is_meta
         if engine.grouped and (batch[0][2].is_meta or mode is not None):
             raise TypeError(f"{type(self).__name__}: its rule reduces over the whole param group (group_sum), "
-                            "which meta and sharded (FSDP2) parameters do not step with yet")
+                            "which meta parameters, and sharded (FSDP2) ones whose rule is not element-wise "
+                            "after its group reductions, do not step with yet")
         if batch[0][2].is_meta and not _elementwise(engine):
             raise TypeError(f"{type(self).__name__}: meta parameters step on torch operations, which only "
                             f"element-wise rules allow; this rule has reductions")
@@ -729,6 +733,22 @@ def _tensor(array, param):
     if array.ndim == 0 and type(array).__module__ == "numpy":
         return torch.from_numpy(array)
     return tensors.like_param(array, param)
+
+
+def _group_shards(group):
+    """The shard process groups of a param group of a rule with group reductions: () for
+    unsharded parameters; those of its FSDP2 DTensors when every parameter is one, sharded
+    over the same process groups (their partials then add up over the ranks); TypeError for
+    a mix, whose sum over ranks would count unsharded parameters once per rank."""
+    params = group["params"]
+    sharded = [p for p in params if tensors.is_sharded(p)]
+    if not sharded:
+        return ()
+    found = {shards.shard_groups(p) for p in sharded}
+    if len(sharded) != len(params) or len(found) != 1:
+        raise TypeError("a rule with group reductions (group_sum) steps a param group of sharded parameters "
+                        "only when every parameter of the group is sharded over the same process groups")
+    return found.pop()
 
 
 def _shard_mode(engine, param, master):

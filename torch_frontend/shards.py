@@ -1,4 +1,5 @@
-"""Whole-tensor norms of FSDP2-sharded parameters, from the local shards.
+"""Whole-tensor norms of FSDP2-sharded parameters, from the local shards (and the group
+values of rules with group reductions: `all_reduced_group`).
 
 Rules with norms (LAMB, LARS, LANS, NovoGrad, C-AdamW) read sums over whole tensors: the
 generated NumPy kernels compute each norm as `sqrt(sum(square(x)))`, with `numpy.sum`
@@ -17,6 +18,8 @@ The sums of a sharded run add the same squares in another order than one process
 results agree to the accumulation type's rounding (float64: about 1e-16 relative per
 norm; float32: about 1e-7).
 """
+import math
+
 import numpy
 import torch
 
@@ -49,6 +52,27 @@ def all_reduced(partial, groups):
     for group in groups:
         torch.distributed.all_reduce(total, group=group)
     return numpy.asarray(partial).dtype.type(total.item())
+
+
+def all_reduced_group(values, ops, groups):
+    """A param group's group values ({`_group<k>`: float} of this rank's shards) over every
+    rank of `groups`: sums added (in float64), maxima and minima compared (NaN: a NaN
+    anywhere makes the value NaN, as one process gives), one all-reduce per kind."""
+    out = dict(values)
+    for op, reduce_op in (("sum", torch.distributed.ReduceOp.SUM), ("max", torch.distributed.ReduceOp.MAX),
+                          ("min", torch.distributed.ReduceOp.MIN)):
+        names = [name for name in values if ops[name] == op]
+        if not names:
+            continue
+        total = torch.tensor([values[name] for name in names], dtype=torch.float64)
+        nan = torch.isnan(total).to(torch.float64)
+        for group in groups:
+            torch.distributed.all_reduce(total, op=reduce_op, group=group)
+            if op != "sum":     # MAX and MIN of gloo and NCCL need not propagate NaN: count them
+                torch.distributed.all_reduce(nan, op=torch.distributed.ReduceOp.SUM, group=group)
+        for k, name in enumerate(names):
+            out[name] = math.nan if op != "sum" and nan[k] > 0 else float(total[k])
+    return out
 
 
 def shard_groups(dtensor):
