@@ -107,12 +107,17 @@ def partials(engine, indices, weights, grads, states, inputs, group_states, fuse
     launch = stage.launch(indices, weights, grads, staged, fused)
     planned = launch.plan(inputs._replace(group=dict(group_states)))
     launch.run()
+    kept = [arrays for plan, arrays in zip(planned, written) if plan is not None]
+    read = [[float(a) for a in arrays] if type(arrays[0]) is numpy.ndarray else None for arrays in kept]
+    on_device = [arrays for arrays, values in zip(kept, read) if values is None]
+    if on_device:   # CuPy: every partial of the step read back at once (one device sync)
+        xp = array_module(on_device[0][0])
+        values = iter(xp.asnumpy(xp.stack([a.astype(xp.float64) for arrays in on_device for a in arrays])).tolist())
+        read = [[next(values) for _ in arrays] if got is None else got for arrays, got in zip(kept, read)]
     out = {value: [] for _, value, _ in reductions}
-    for plan, arrays in zip(planned, written):
-        if plan is None:
-            continue
-        for (_, value, _), array in zip(reductions, arrays):
-            out[value].append(float(array))
+    for values in read:
+        for (_, value, _), got in zip(reductions, values):
+            out[value].append(got)
     return out
 
 
