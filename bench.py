@@ -10,8 +10,11 @@ CPU (`--device cpu`, `run_cpu`): `fused_step` on NumPy arrays (the native CPU ke
 against torch.optim on the same sizes, interleaved step by step in the same process with
 the same thread count (torch.set_num_threads and the kernels' set_num_threads): torch's
 fused CPU optimizers for Adam, AdamW, SGD and Adagrad, its foreach implementation for
-RMSprop, Adamax, NAdam, RAdam and Adadelta (torch has no fused one), and LAMB without a
-torch peer. Per optimizer and layout (2^16 .. 2^26 parameters, ResNet-50's 161 tensors,
+RMSprop, Adamax, NAdam, RAdam and Adadelta (torch has no fused one), LAMB without a
+torch peer, and the rules with group reductions against their authors' packages (Prodigy
+against prodigyopt.Prodigy, DAdaptAdam against dadaptation.DAdaptAdam) and ClippedAdamW
+against torch.nn.utils.clip_grad_norm_ (foreach) followed by torch's fused AdamW. Per
+optimizer and layout (2^16 .. 2^26 parameters, ResNet-50's 161 tensors,
 1000 tensors of 4096): min and median of the timed steps, GB/s of the bytes the rule must
 move, that over the all-core streaming copy bandwidth measured in the same run (a native
 copy, `bench_copy.cpp`, on the kernels' threads), and the
@@ -169,6 +172,12 @@ CPU_OPTIMIZERS = {
     "radam": ("torch", {}, "RAdam", {}, "foreach"),
     "adadelta": ("torch", {}, "Adadelta", {}, "foreach"),
     "lamb": ("mxnet2", {}, None, {}, "-"),
+    # group reductions: the partials stage over every parameter, then the update. A dotted
+    # peer is a class of another package (its per-tensor loop of torch operations: "single");
+    # a row is left without a peer when that package is not installed
+    "prodigy": ("mxnet2", {"learning_rate": 1.0}, "prodigyopt.Prodigy", {"lr": 1.0}, "single"),
+    "dadaptadam": ("mxnet2", {"learning_rate": 1.0}, "dadaptation.DAdaptAdam", {"lr": 1.0}, "single"),
+    "clippedadamw": ("mxnet2", {"wd": 0.01, "max_norm": 1.0}, "AdamW", {"lr": 1e-3, "weight_decay": 0.01}, "fused"),
     # matrix rules (their generated NumPy code: products through BLAS) on matrix layouts
     "muon": ("torch", {}, "Muon", {}, "single"),
     "adafactor": ("torch", {}, "Adafactor", {}, "foreach"),
@@ -181,7 +190,12 @@ MATRIX_MAX_LOG2 = 22
 MATRIX_REPEAT = 5
 # Rules with reductions: the bytes of their minimum number of passes (codegen/stages.py
 # plans LAMB in 2 passes: read p, g, m, v and write m, v; then read p, m, v and write p).
-PASS_BYTES = {"lamb": 40}
+# Group reductions need a pass over the group before the update (28 B for Adam's update,
+# 36 B with s as well): Prodigy's partials read g, p0, p and s (16 B; p0 is never written),
+# DAdaptAdam's g, s and v (12 B; with wd = 0, as benchmarked), ClippedAdamW's g (4 B).
+PASS_BYTES = {"lamb": 40, "prodigy": 52, "dadaptadam": 48, "clippedadamw": 32}
+# Peers whose step is torch.nn.utils.clip_grad_norm_(params, max_norm) and then the optimizer's
+CLIP_FIRST = {"clippedadamw": 1.0}
 
 
 def cpu_layouts(min_log2=16, max_log2=26, models=True, matrices=False):
@@ -219,7 +233,7 @@ def _timed(fn):
 def _cpu_optforge(name, shapes, rng):
     import optforge
     flavor, hyper, _, _, _ = CPU_OPTIMIZERS[name]
-    opt = optforge.create(name, flavor=flavor, learning_rate=1e-3, aggregate_num=len(shapes), **hyper)
+    opt = optforge.create(name, flavor=flavor, aggregate_num=len(shapes), **{"learning_rate": 1e-3, **hyper})
     weights = [rng.standard_normal(s, dtype=numpy.float32) for s in shapes]
     grads = [rng.standard_normal(s, dtype=numpy.float32) for s in shapes]
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
@@ -232,12 +246,46 @@ def _cpu_torch(name, shapes):
     if cls is None:
         return None
     import torch
+    if "." in cls:
+        import importlib
+        package, _, cls_name = cls.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(package), cls_name)
+        except ImportError:
+            return None
+    else:
+        cls = getattr(torch.optim, cls)
     params = [torch.randn(s) for s in shapes]
     for p in params:
         p.grad = torch.randn_like(p)
     tiers = {"fused": {"fused": True}, "foreach": {"foreach": True}, "single": {}}   # Muon has one implementation
-    opt = getattr(torch.optim, cls)(params, **dict(kwargs, **tiers[tier]))
-    return opt.step
+    opt = cls(params, **dict(kwargs, **tiers[tier]))
+    if name not in CLIP_FIRST:
+        return opt.step
+    max_norm = CLIP_FIRST[name]
+
+    def clipped_step():
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        opt.step()
+    return clipped_step
+
+
+def peers_text(names):
+    """The peers outside torch.optim among these optimizers, with their versions: '' if none."""
+    from importlib import metadata
+    found = []
+    for name in names:
+        cls = CPU_OPTIMIZERS[name][2]
+        if cls is not None and "." in cls:
+            package = cls.split(".")[0]
+            try:
+                found.append(f"{name}: {package} {metadata.version(package)} {cls.split('.')[-1]}")
+            except metadata.PackageNotFoundError:
+                found.append(f"{name}: {package} not installed")
+        elif name in CLIP_FIRST:
+            found.append(f"{name}: clip_grad_norm_(max_norm={CLIP_FIRST[name]}, foreach) then {cls} "
+                         f"({CPU_OPTIMIZERS[name][4]})")
+    return "; peers " + ", ".join(found) if found else ""
 
 
 def streaming_gbs(threads, n=1 << 25, repeat=5):
@@ -277,15 +325,19 @@ def run_cpu(min_log2=16, max_log2=26, repeat=20, threads=None, optimizers=None, 
         torch, peer = None, "torch not installed"
     backend = native.backend()
     roofline = streaming_gbs(threads)
+    names = optimizers or [n for n in CPU_OPTIMIZERS if n not in MATRIX_OPTIMIZERS]
+    if torch is not None:
+        peer += peers_text(names)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())    # other jobs on the machine bias every number
     out(f"device: CPU ({os.cpu_count()} cores, {threads} threads each side; optforge {backend} kernels; {peer}); "
-        f"streaming copy: {roofline:.1f} GB/s (read + write, all threads)")
-    out(f"{'optimizer':<10}{'layout':>11}{'params':>10}{'tensors':>8}{'B/p':>5}{'min ms':>10}{'med ms':>10}"
+        f"load average {load}; streaming copy: {roofline:.1f} GB/s (read + write, all threads)")
+    out(f"{'optimizer':<13}{'layout':>11}{'params':>10}{'tensors':>8}{'B/p':>5}{'min ms':>10}{'med ms':>10}"
         f"{'GB/s':>9}{'/copy':>8}{'torch':>9}{'min ms':>10}{'med ms':>10}{'GB/s':>9}{'speed':>8}")
     rng = numpy.random.default_rng(0)
     rows = []
     # the matrix rules run only when named: a Newton-Schulz step on a 4096 x 4096 matrix
     # takes seconds on the CPU, minutes for the whole sweep
-    for name in optimizers or [n for n in CPU_OPTIMIZERS if n not in MATRIX_OPTIMIZERS]:
+    for name in names:
         for label, shapes in cpu_layouts(min_log2, max_log2, models, matrices=name in MATRIX_OPTIMIZERS):
             params = sum(int(numpy.prod(s)) for s in shapes)
             opt, ours = _cpu_optforge(name, shapes, rng)
@@ -312,7 +364,7 @@ def run_cpu(min_log2=16, max_log2=26, repeat=20, threads=None, optimizers=None, 
                              f" {row['torch_gbs']:>8.3g} {row['speed']:>7.3g}")
             else:
                 peer_text = f"{'-':>9}{'-':>10}{'-':>10}{'-':>9}{'-':>8}"
-            out(f"{name:<10}{label:>11}{params:>10}{len(shapes):>8}{row['bytes']:>5}{row['min'] * 1e3:>10.3f}"
+            out(f"{name:<13}{label:>11}{params:>10}{len(shapes):>8}{row['bytes']:>5}{row['min'] * 1e3:>10.3f}"
                 f"{row['median'] * 1e3:>10.3f} {row['gbs']:>8.3g} {row['roofline']:>7.3g}{peer_text}")
             rows.append(row)
             del opt, ours, theirs

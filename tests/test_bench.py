@@ -1,6 +1,7 @@
 """`optforge bench`: the layouts, the bytes per parameter, and short CPU runs that print every
 row (structure only: timings on a shared machine are not asserted)."""
 import ctypes
+import importlib.util
 import subprocess
 import sys
 
@@ -25,10 +26,13 @@ def test_cpu_layouts_are_the_sizes_and_the_two_models():
 
 
 @pytest.mark.parametrize("name,expected", [("adam", 28), ("sgd", 20), ("rmsprop", 20), ("adagrad", 20),
-                                           ("adadelta", 28), ("lamb", 40)])
+                                           ("adadelta", 28), ("lamb", 40), ("prodigy", 52), ("dadaptadam", 48),
+                                           ("clippedadamw", 32)])
 def test_bytes_per_parameter_are_the_rules_minimum_traffic(name, expected):
     # fp32: Adam reads p, g, m, v and writes p, m, v (28 B); SGD with momentum, RMSprop and
-    # Adagrad one state (20 B); Adadelta two (28 B); LAMB in two passes 40 B
+    # Adagrad one state (20 B); Adadelta two (28 B); LAMB in two passes 40 B; the group
+    # rules a partials pass and the update: Prodigy 16 + 36 B (p0 read only), DAdaptAdam
+    # 12 + 36 B, ClippedAdamW 4 + 28 B
     flavor, hyper, *_ = bench.CPU_OPTIMIZERS[name]
     opt = optforge.create(name, flavor=flavor, **hyper)
     assert bench.bytes_per_parameter(name, opt, np.zeros(4, np.float32)) == expected
@@ -54,6 +58,28 @@ def test_cpu_bench_prints_a_row_per_optimizer_and_layout(tmp_path):
             assert 0 < float(row[10]) <= float(row[11]) and float(row[13]) > 0
         else:
             assert row[9:] == ["-"] * 5
+
+
+def test_group_rules_run_against_their_authors_packages_and_clipped_adamw():
+    pytest.importorskip("torch")
+    command = [sys.executable, "-m", "optforge", "bench", "--device", "cpu", "--min-log2", "10", "--max-log2", "10",
+               "--repeat", "2", "--optimizers", "prodigy,dadaptadam,clippedadamw", "--no-models"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    lines = result.stdout.strip().splitlines()
+    assert "load average" in lines[0]
+    assert "clippedadamw: clip_grad_norm_(max_norm=1.0, foreach) then AdamW (fused)" in lines[0]
+    rows = [line.split() for line in lines[2:]]
+    assert [(r[0], r[1], int(r[4])) for r in rows] == [("prodigy", "2^10", 52), ("dadaptadam", "2^10", 48),
+                                                       ("clippedadamw", "2^10", 32)]
+    for row, package in zip(rows, ("prodigyopt", "dadaptation", None)):
+        installed = package is None or importlib.util.find_spec(package) is not None
+        assert (package or "clip") in lines[0]
+        if installed:       # the peer ran beside, with its tier
+            assert row[9] == ("fused" if package is None else "single") and float(row[13]) > 0
+            if package is not None:
+                assert f"{package} not installed" not in lines[0]
+        else:
+            assert row[9:] == ["-"] * 5 and f"{package} not installed" in lines[0]
 
 
 def test_cpu_bench_plot_is_a_png(tmp_path):
