@@ -4,8 +4,9 @@ the update (not installed; run from a checkout).
 A step of Prodigy, DAdaptAdam or ClippedAdamW (MXNet style, `optforge.create(name)`, one
 `update` over every parameter: the group) runs in three parts, timed here step by step by
 wrapping the engine's functions (nothing else changes):
-- partials: `runtime.engine.group.values`, the generated NumPy code of the partials stage
-  (`GROUP["variants"][...]["kernel"]`) run per tensor, and the float64 sums over the group;
+- partials: `runtime.engine.group.values`, the partials stage (a generated rule of its own,
+  `generated/*/_group_<spec>`, launched like any rule: its native multi-tensor reduction
+  pass) and the float64 sums over the group;
 - plan: the rest of `Launch.plan` (host scalars per parameter, the kernels looked up);
 - update: `Launch.run`, the native multi-tensor kernels;
 - other: the rest of `update` (the MXNet-style call's checks and bookkeeping);
@@ -40,20 +41,29 @@ COLUMNS = ("step",) + PARTS + ("other",)
 
 
 class Stopwatch:
-    """Seconds spent in each wrapped function since the last `take()`."""
+    """Seconds spent in each wrapped function since the last `take()`, exclusive of the
+    wrapped calls inside it: the partials stage runs inside the step's `Launch.plan`, as a
+    launch of its own (its plan and run count as partials, not as the step's)."""
 
     def __init__(self):
         self.spent = dict.fromkeys(PARTS, 0.0)
+        self.stack = []     # [part, seconds spent in wrapped calls inside it]
 
     def wrap(self, owner, attr, part):
         inner = getattr(owner, attr)
 
         def timed(*args, **kwargs):
+            counted = "partials" if any(frame[0] == "partials" for frame in self.stack) else part
+            self.stack.append([counted, 0.0])
             start = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.spent[part] += time.perf_counter() - start
+                elapsed = time.perf_counter() - start
+                _, nested = self.stack.pop()
+                self.spent[counted] += elapsed - nested
+                if self.stack:
+                    self.stack[-1][1] += elapsed
         setattr(owner, attr, timed)
 
     def take(self):
@@ -101,12 +111,9 @@ def main():
                 times[name]["step"].append(time.perf_counter() - start)
                 for part, seconds in watch.take().items():
                     times[name][part].append(seconds)
-                # (the plan's time holds the partials it called)
-                times[name]["other"].append(times[name]["step"][-1] - times[name]["plan"][-1]
-                                            - times[name]["update"][-1])
+                # (each part's time is its own: the plan's leaves out the partials it called)
+                times[name]["other"].append(times[name]["step"][-1] - sum(times[name][p][-1] for p in PARTS))
         for name, found in times.items():
-            # the plan's own time is what it spent besides the partials it called
-            found["plan"] = [p - q for p, q in zip(found["plan"], found["partials"])]
             split = any(found["update"])
             cells = [f"{min(found[k]) * 1e3:.3f} / {statistics.median(found[k]) * 1e3:.3f}"
                      if split or k == "step" else "-" for k in COLUMNS]
