@@ -155,3 +155,25 @@ def test_native_stage_kernels_equal_step_in_float32(monkeypatch):
             for a, b in zip(s_ours[i], s_theirs[i], strict=True):
                 np.testing.assert_array_equal(a, b, err_msg=f"state of {i} after step {step + 1}")
     assert ran == [True] * (6 * len(shapes))      # every parameter step ran the stage kernels
+
+
+def test_a_came_pytorch_state_dict_is_refused_before_anything_changes():
+    """The spec's stated deviation: came-pytorch's row and column factors drop the reduced
+    axis, so a step from its state dict raises (rather than broadcasting the factors) and
+    leaves every weight as it was."""
+    import optforge.torch as ot
+    weights, grads = _data(5)
+    peer_params = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in weights[:3]]
+    peer = came_pytorch.CAME(peer_params, lr=LRS[0])
+    for p, g in zip(peer_params, grads[0]):
+        p.grad = torch.from_numpy(g.copy())
+    peer.step()
+    params = [torch.nn.Parameter(p.detach().clone()) for p in peer_params]
+    opt = ot.CAME(params, lr=LRS[0])
+    opt.load_state_dict(peer.state_dict())
+    before = [p.detach().clone() for p in params]
+    for p, g in zip(params, grads[1]):
+        p.grad = torch.from_numpy(g.copy())
+    with pytest.raises(ValueError, match="exp_avg_sq_row"):
+        opt.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before))

@@ -43,7 +43,10 @@ SPEC = {
         'Weight decay is decoupled and scaled by the learning rate: weight -= lr * wd * weight, before the step.',
         "The defaults are came-pytorch's (it has no default learning rate; 2e-4 is the one its README uses).",
     ],
-    'deviations': ['MXNet has no CAME optimizer.'],
+    'deviations': [
+        'MXNet has no CAME optimizer.',
+        "A came-pytorch state dict cannot be resumed from: the first step after loading it raises a ValueError naming the state, before anything changes. Its row and column factors drop the reduced axis, (..., rows) and (..., cols), where these keep it, (..., rows, 1) and (..., 1, cols); its RMS entry (the weight's RMS, stored and never read) is not kept.",
+    ],
     'spec': 'specs/came.toml',
     'learning_rate': 0.0002,
     'options': {},
