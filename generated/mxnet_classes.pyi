@@ -20,6 +20,7 @@ __all__ = [
     'Adamax',
     'Adan',
     'AggMo',
+    'CAME',
     'CAdamW',
     'ClippedAdamW',
     'DAdaptAdam',
@@ -435,6 +436,41 @@ class AggMo(SpecOptimizer):
         self,
         learning_rate: float | None = 0.001,
         betas: tuple[float, float, float] = (0.0, 0.9, 0.99),
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class CAME(SpecOptimizer):
+    "CAME: Adafactor's factored second moment with a first moment whose step is scaled by a factored confidence (instability) estimate (specs/came.toml)."
+    beta1: float
+    beta2: float
+    beta3: float
+    epsilon1: float
+    epsilon2: float
+    clip_threshold: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.0002,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        beta3: float = 0.9999,
+        epsilon1: float = 1e-30,
+        epsilon2: float = 1e-16,
+        clip_threshold: float = 1.0,
         use_fused_step: bool | None = True,
         *,
         rescale_grad: float = 1.0,

@@ -21,6 +21,7 @@ __all__ = [
     'Adamax',
     'Adan',
     'AggMo',
+    'CAME',
     'CAdamW',
     'ClippedAdamW',
     'DAdaptAdam',
@@ -356,6 +357,28 @@ class AggMo(Optimizer):
         lr: float = 0.001,
         *,
         betas: tuple[float, float, float] = (0.0, 0.9, 0.99),
+        weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        differentiable: bool = False,
+        capturable: Literal[False] = False,
+        master_weights: bool = False,
+    ) -> None: ...
+
+
+class CAME(Optimizer):
+    "CAME: Adafactor's factored second moment with a first moment whose step is scaled by a factored confidence (instability) estimate (specs/came.toml)."
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.0002,
+        *,
+        betas: tuple[float, float, float] = (0.9, 0.999, 0.9999),
+        eps: tuple[float, float] = (1e-30, 1e-16),
+        clip_threshold: float = 1.0,
         weight_decay: float = 0.0,
         state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
         min_8bit_size: int = 4096,

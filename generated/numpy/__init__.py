@@ -15,6 +15,7 @@ MODULES = (
     'aggmo',
     'amsgrad',
     'cadamw',
+    'came',
     'clippedadamw',
     'dadaptadam',
     'dcasgd',
