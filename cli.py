@@ -105,7 +105,8 @@ def main(argv=None):
     bench.add_argument("--optimizers", default=None,
                        help="CPU: comma-separated subset of " + ",".join(
                            ("adam", "adamw", "sgd", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta",
-                            "lamb", "muon", "adafactor")) + " (default: all but muon and adafactor, which run "
+                            "lamb", "prodigy", "dadaptadam", "clippedadamw", "muon", "adafactor"))
+                       + " (default: all but muon and adafactor, which run "
                        "only when named)")
     bench.add_argument("--no-models", action="store_true",
                        help="CPU: leave out the ResNet-50 and 1000 x 4096 layouts")
