@@ -57,6 +57,10 @@ def split(rule):
                 if isinstance(inner, Assign) and inner.expr.has(*GROUP_REDUCTIONS):
                     raise _error("group reductions are computed once per step for the whole group: "
                                  "write them outside 'if' and 'for'", inner)
+    for stmt in walk(rule.statements):      # (an if's condition: the step has no group stage there)
+        if isinstance(stmt, If) and stmt.cond.has(*GROUP_REDUCTIONS):
+            raise _error("group reductions are computed once per step for the whole group: assign one "
+                         "to a name before the 'if' and test that", stmt)
     reductions, step_statements = [], []
     last = max((k for k, stmt in enumerate(rule.statements)
                 if isinstance(stmt, Assign) and stmt.expr.has(*GROUP_REDUCTIONS)), default=-1)
@@ -65,9 +69,12 @@ def split(rule):
             replaced = {}
             for node in sympy.preorder_traversal(stmt.expr):
                 if isinstance(node, GROUP_REDUCTIONS) and node not in replaced:
+                    if node.args[0].has(*GROUP_REDUCTIONS):
+                        raise _error(f"group_{GROUP_OPS[type(node)]}() reads a group reduction of the same step "
+                                     "in its argument: one group stage per step only", stmt)
                     k = len(reductions)
                     reductions.append((GroupReduction(GROUP_OPS[type(node)], f"_group{k}", f"_partial{k}",
-                                                      sympy.sstr(node)), node, stmt))
+                                                      _text(node, stmt)), node, stmt))
                     replaced[node] = sympy.Symbol(f"_group{k}")
             stmt = replace(stmt, expr=stmt.expr.xreplace(replaced))
         step_statements.append(stmt)
@@ -132,6 +139,15 @@ def _renamed(stmt, renamed):
         return replace(stmt, cond=stmt.cond.xreplace(renamed), body=[_renamed(s, renamed) for s in stmt.body],
                        orelse=[_renamed(s, renamed) for s in stmt.orelse])
     return replace(stmt, body=[_renamed(s, renamed) for s in stmt.body])
+
+
+def _text(node, stmt):
+    """The reduction as sympy prints it; the statement's text where sympy's printer cannot
+    (it takes the language's MatMul for its own matrix product)."""
+    try:
+        return sympy.sstr(node)
+    except AttributeError:
+        return stmt.text
 
 
 def _error(message, stmt):

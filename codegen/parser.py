@@ -17,8 +17,8 @@ import sympy
 from sympy.core.parameters import distribute
 
 from .errors import Cascade, SpecError
-from .functions import (COL_REDUCTIONS, FUNCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, GroupSum, IsNone, MatMul,
-                        Normal, Sqrt, StringLiteral, TensorSum, Transpose)
+from .functions import (COL_REDUCTIONS, FUNCTIONS, GROUP_REDUCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, GroupSum,
+                        IsNone, MatMul, Normal, Sqrt, StringLiteral, TensorSum, Transpose)
 from .ir import COLS, DEVICE, HOST, KIND_ORDER, ROWS, TENSOR, Assign, If, Location, Loop, join_kinds
 
 MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
@@ -170,6 +170,12 @@ class FormulaParser:
         with distribute(False):
             value = self._expr(tree.body)
         self._check_names(tree.body, allowed_roles)
+        if value.expr.has(*GROUP_REDUCTIONS):   # (only the update has a group stage)
+            call = next((n for n in ast.walk(tree.body) if isinstance(n, ast.Call)
+                         and getattr(n.func, "id", "").startswith("group_")), None)
+            what = f"{call.func.id}()" if call is not None else "a group reduction"
+            raise self.error(f"{what} is computed by the update, once per step for the whole group: "
+                             "it cannot be read here", call or tree.body)
         if value.type != BOOL:
             raise self.error("a condition must be a comparison or a bool, not a number", tree.body)
         if value.kind != HOST:
@@ -277,12 +283,12 @@ class FormulaParser:
         if value.optional:
             raise self.error("a value that may be None cannot be assigned; test it with "
                              "'is not None' in an if first", node)
-        if info is not None and info.role == "state" and info.kind in (HOST, DEVICE) \
-                and value.kind not in (HOST, DEVICE):
-            raise self.error(f"scalar state '{name}' cannot hold a {value.kind} value", node)
         if info is not None and info.group and value.kind != HOST:
             raise self.error(f"group state '{name}' is one value per param group: assign it host values "
                              f"and group reductions (group_sum(...)), not a {value.kind} value", node)
+        if info is not None and info.role == "state" and info.kind in (HOST, DEVICE) \
+                and value.kind not in (HOST, DEVICE):
+            raise self.error(f"scalar state '{name}' cannot hold a {value.kind} value", node)
         if info is not None and info.role == "state" and info.kind == HOST and value.kind == DEVICE:
             self.device_states.add(name)   # computed from a reduction: the loader re-parses it as such
         shape = self._shape(value.expr, node) if value.type == NUM else None

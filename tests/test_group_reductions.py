@@ -392,6 +392,15 @@ def _load(tmp_path, update):
      "reads 'd', which is computed from a group reduction of the same step", 5),
     ("m = grad\nd = group_sum(lr)\nweight = weight - lr * d * m",
      "does not depend on a parameter", 4),
+    # these three raised NotImplementedError or a printer's error instead
+    ("m = grad\nd = group_norm(group_norm(grad) * grad)\nweight = weight - lr * d * m",
+     "reads a group reduction of the same step in its argument", 4),
+    ("m = grad\nd = group_sum(sum(grad * group_sum(sum(grad))))\nweight = weight - lr * d * m",
+     "reads a group reduction of the same step in its argument", 4),
+    ("m = grad\nd = 2 * d\nif group_max(max(grad)) > 0:\n    m = 2 * m\nweight = weight - lr * d * m",
+     "assign one to a name before the 'if'", 5),
+    # a group state given a tensor: named as one (it was called a scalar state)
+    ("d = grad\nm = grad\nweight = weight - lr * d * m", "group state 'd' is one value per param group", 3),
 ])
 def test_mistakes_are_positioned(tmp_path, update, message, line):
     with pytest.raises(SpecError, match=message) as caught:
@@ -433,3 +442,28 @@ def test_a_spec_loaded_at_run_time_runs_its_partials_stage_natively(tmp_path, mo
         expected = [w - 0.1 * (g * factor + 0.01 * w) for w, g in zip(expected, scaled)]
     for a, b in zip(weights, expected):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_a_group_reduction_in_skip_if_or_requires_is_positioned(tmp_path):
+    """They raised a printer's error (GroupSum is no host function) instead."""
+    for key, column in (("skip_if", 12), ("requires", 13)):
+        path = tmp_path / "g.toml"
+        path.write_text(BASE.format(update="m = grad\nd = group_sum(sum(grad))\nweight = weight - lr * d * m")
+                        .replace('update = """', f'{key} = "group_sum(sum(grad)) > 0"\nupdate = """'))
+        with pytest.raises(SpecError, match=r"group_sum\(\) is computed by the update") as caught:
+            optforge.load_spec(path)
+        assert (caught.value.line, caught.value.col) == (2, column)
+
+
+def test_a_matrix_product_in_a_group_partial_loads(tmp_path):
+    """sympy's printer took the language's MatMul for its own (AttributeError) when the
+    partials stage named the reduction."""
+    path = tmp_path / "g.toml"
+    path.write_text(BASE.format(update="m = grad\nd = group_sum(sum(matmul(grad, transpose(grad))))\n"
+                                       "weight = weight - lr * d * m").replace('update = """', 'matrix = "first_rest"\nupdate = """'))
+    cls = optforge.load_spec(path, register=False)
+    opt = cls(learning_rate=0.1)
+    weights = [np.ones((2, 3)), np.ones((3, 2))]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    opt.update([0, 1], weights, [np.ones((2, 3)), np.ones((3, 2))], states)
+    assert opt.group_states["d"] == 12 + 18     # sum(g g^T): 4 entries of 3, then 9 of 2

@@ -52,11 +52,17 @@ TOKENS = [
     "\nfor _ in range(3):\n    ", "for _ in range(", "x", "a",
     # [modes] (Schedule-Free's train/eval weight switch)
     "\n[modes]\n", "train = ", "eval = ", "z", "weight = x",
+    # group reductions and group states (Prodigy, DAdaptAdam, ClippedAdamW)
+    "group_sum(", "group_max(", "group_min(", "group_norm(", "sum(", "dot(", "max(", "d", "d0", "s", "p0",
+    "\nd = group_sum(sum(grad))\n", "\nfor _ in range(2):\n    d = group_max(max(grad))\n",
 ]
 VALUES = ["0", "-1", "1e400", "inf", "nan", '"x"', "true", "[]", "{}", '"[0, 1)"', '"(1, 0)"', "9" * 40,
           '"zeros"', '"weight"', '"float32"', '"rows"', '"scalar"', '"beta1 > 0"', '"True"',
           '{ env = "X", default = 4, max = "y" }', '"my.opt"', '"\\"\\"\\""',
-          '"cols"', '"first_rest"', '"last_two"', '"ndim >= 2"', '"rows > cols"']
+          '"cols"', '"first_rest"', '"last_two"', '"ndim >= 2"', '"rows > cols"',
+          '"group"', '{ init = 1.0, shape = "group" }', '{ init = "d0", shape = "group" }',
+          '{ init = "zeros", shape = "group" }', '{ init = 0.0, shape = "group", when = "d0 > 0" }',
+          '{ init = 0.0, shape = "group", quantize = true }', '"group_sum(sum(grad)) > 0"']
 
 
 def _mutate(text, mutation):
@@ -168,3 +174,154 @@ def test_mutated_specs_give_modules_or_positioned_errors(tmp_path):
     print(f"fuzz: {sum(outcomes.values())} examples, {outcomes['valid']} valid, {outcomes['error']} SpecError")
     # the mutations must exercise both outcomes, or the test proves little
     assert outcomes["valid"] > 0 and outcomes["error"] > 0
+
+
+# -- group reductions and group states ---------------------------------------------------
+# Specs assembled from pieces that use the group constructs rightly and wrongly: group_*
+# calls with wrong arguments, inside if/for or an if's condition, nested (a second stage),
+# group states with bad init/shape/when/quantize or assigned tensors, two-stage chains
+# through locals, states and device scalars, in any order (which decides what is read
+# before it is computed). Each must load and generate, or end in a positioned SpecError.
+GROUP_SPEC = """name = "Grouped"
+{top}update = \"\"\"
+grad = clip(grad * rescale_grad, clip_gradient)
+{body}
+m = beta1 * m + (1 - beta1) * grad
+v = 0.5 * v + norm(grad)
+r = 0.5 * r + row_mean(grad * grad)
+d = 0.5 * d + 0.25
+weight = weight - lr * d * m
+\"\"\"
+[hyperparameters]
+learning_rate = 0.1
+beta1 = {{ default = 0.9, range = "[0, 1)" }}
+d0 = {{ default = 1e-6, range = "(0, inf)" }}
+flag = {{ default = false }}
+k = {{ default = 2, type = "int", range = "[1, 4]" }}
+[states]
+m = "zeros"
+p0 = "weight"
+v = {{ init = 0.0 }}
+r = {{ init = "zeros", shape = "rows" }}
+{states}
+"""
+RIGHT_PIECES = [
+    "a = group_sum(dot(grad, p0 - weight))", "b = group_max(max(abs(m)))",
+    "e = group_norm(grad)", "n = norm(m)\nc = group_min(n)", "c = group_sum(norm(grad) ** 2)",
+    "d = 0.5 * d + 0.5 * a / (1 + abs(a))", "d = maximum(d, b)", "d = where(e > 1, d / e, d)",
+    "a = group_sum(sum(r)) * group_max(max(m))", "m = m * maximum(d, 1)",
+    "if d > 0.5:\n    m = m * d", "a = group_sum(d * sum(grad)) / (1 + group_min(min(grad)))",
+    "m = m + normal(0, 0.01)",
+]
+WRONG_PIECES = [
+    # wrong arguments
+    "a = group_sum(grad)", "a = group_sum()", "a = group_sum(sum(grad), 1)", "a = group_norm(sum(grad))",
+    "a = group_max(lr)", "a = group_min(row_mean(grad))", "a = group_sum(x=sum(grad))",
+    "a = group_sum(sum(grad) > 0)", "a = group_sum(group_sum(sum(grad)))", "a = group_norm(group_norm(grad) * grad)",
+    "a = group_sum(sum(grad * group_sum(sum(grad))))", "a = group_sum(None)", "a = group_max(flag)",
+    "a = group_sum(sum(matmul(grad, transpose(grad))))", "a = group_sum", "a = group_sum(*grad)",
+    # inside if / for, in a condition
+    "if flag:\n    a = group_sum(sum(grad))", "for _ in range(2):\n    b = group_max(max(grad))",
+    "for _ in range(k):\n    m = m * group_norm(grad)", "if group_sum(sum(grad)) > 0:\n    m = 2 * m",
+    "if flag:\n    m = m\nelif group_max(max(grad)) > 0:\n    m = 3 * m",
+    # group states given tensors
+    "d = grad", "d = norm(grad)", "d = m * a", "d = row_mean(grad)", "if flag:\n    d = m",
+    "d = group_sum(sum(grad)) > 0", "d = None",
+    # a second stage
+    "m = m * a", "v = v + b", "n = norm(grad * e)",
+]
+GROUP_TOPS = ["", 'skip_if = "lr == 0"\n', 'skip_if = "group_sum(sum(grad)) > 0"\n',
+              'requires = "group_norm(grad) > 0"\n', 'matrix = "first_rest"\n']
+GROUP_DECLARATIONS = [
+    'd = { init = 1.0, shape = "group" }', 'd = { init = "d0", shape = "group" }', 'd = { init = 0, shape = "group" }',
+    'd = { init = "zeros", shape = "group" }', 'd = { init = "weight", shape = "group" }',
+    'd = { init = "flag", shape = "group" }', 'd = { init = "k", shape = "group" }',
+    'd = { init = "nothere", shape = "group" }', 'd = { init = true, shape = "group" }',
+    'd = { init = 1.0, shape = "group", when = "flag" }', 'd = { init = "d0", shape = "group", when = "flag" }',
+    'd = { init = 1.0, shape = "group", quantize = true }', 'd = { init = "d0", shape = "group", quantize = "unsigned" }',
+    'd = { init = 1.0, shape = "groups" }', 'd = { init = 1.0, shape = 1 }', 'd = { shape = "group" }',
+    'd = { init = 1.0, shape = "group", dtype = "float16" }', 'd = { init = inf, shape = "group" }',
+    'd = { init = 1.0 }', 'd = "zeros"',
+    'd = { init = 1.0, shape = "group" }\nq = { init = "zeros", when = "d > 0" }',
+    'd = { init = 1.0, shape = "group" }\nq = { init = "zeros", when = "group_sum(sum(rows)) > 0" }',
+]
+
+
+def _group_spec(top, pieces, declaration):
+    return GROUP_SPEC.format(top=top, body="\n".join(pieces), states=declaration)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="the per-example time limit needs SIGALRM")
+def test_group_constructs_give_modules_or_positioned_errors(tmp_path):
+    outcomes = {"valid": 0, "error": 0}
+
+    @settings(max_examples=max(30, EXAMPLES // 10), derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck), print_blob=True)
+    @given(st.one_of(st.just(""), st.sampled_from(GROUP_TOPS)),
+           st.lists(st.sampled_from(RIGHT_PIECES), min_size=1, max_size=4),
+           st.one_of(st.none(), st.sampled_from(WRONG_PIECES)), st.integers(0, 4),
+           st.one_of(st.just('d = { init = 1.0, shape = "group" }'), st.sampled_from(GROUP_DECLARATIONS)))
+    def run(top, pieces, wrong, where, declaration):
+        if wrong is not None:       # at most one wrong piece, anywhere among the right ones
+            pieces = pieces[:where] + [wrong] + pieces[where:]
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(TIME_LIMIT_S)
+        try:
+            outcomes[check_mutant(_group_spec(top, pieces, declaration), tmp_path, "grouped.toml")] += 1
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    run()
+    print(f"group fuzz: {outcomes}")
+    assert outcomes["valid"] > 0 and outcomes["error"] > 0
+
+
+RIGHT = "a = group_sum(dot(grad, p0 - weight))\nd = 0.5 * d + 0.5 * a / (1 + abs(a))"
+DECLARED = 'd = { init = 1.0, shape = "group" }'
+
+
+@pytest.mark.parametrize("top, pieces, declaration, position, message", [
+    ("", ["a = group_sum()"], DECLARED, (4, 5), "group_sum() takes 1 argument, got 0"),
+    ("", ["a = group_norm(grad, grad)"], DECLARED, (4, 5), "group_norm() takes 1 argument, got 2"),
+    ("", ["a = group_max(grad)"], DECLARED, (4, 15), "its argument is a tensor value"),
+    ("", ["a = group_min(row_mean(grad))"], DECLARED, (4, 15), "its argument is a rows value"),
+    ("", ["a = group_sum(lr)"], DECLARED, (4, 15), "does not depend on a parameter"),
+    ("", ["a = group_norm(sum(grad))"], DECLARED, (4, 5), "its argument is one value per tensor"),
+    ("", ["a = group_norm(group_norm(grad) * grad)", "d = a"], DECLARED, (4, 1),
+     "reads a group reduction of the same step in its argument"),
+    ("", ["if flag:", "    d = group_sum(sum(grad))"], DECLARED, (5, 5), "write them outside 'if' and 'for'"),
+    ("", ["for _ in range(2):", "    a = group_max(max(grad))", RIGHT], DECLARED, (5, 5),
+     "write them outside 'if' and 'for'"),
+    ("", [RIGHT, "if group_max(max(grad)) > 0:", "    m = 2 * m"], DECLARED, (6, 1),
+     "assign one to a name before the 'if'"),
+    ("", [RIGHT, "if flag:", "    m = m", "elif group_max(max(grad)) > 0:", "    m = 3 * m"], DECLARED, (8, 1),
+     "assign one to a name before the 'if'"),
+    ('skip_if = "group_sum(sum(grad)) > 0"\n', [RIGHT], DECLARED, (2, 12), "group_sum() is computed by the update"),
+    ('requires = "group_norm(grad) > 0"\n', [RIGHT], DECLARED, (2, 13), "group_norm() is computed by the update"),
+    ("", ["d = m * 2"], DECLARED, (4, 1), "group state 'd' is one value per param group"),
+    ("", ["d = norm(grad)"], DECLARED, (4, 1), "not a device value"),
+    ("", ["d = row_mean(grad)"], DECLARED, (4, 1), "not a rows value"),
+    ("", ["a = group_sum(sum(grad))", "m = m * a", "b = group_max(max(m))", "d = b"], DECLARED, (6, 1),
+     "reads 'm', which is computed from a group reduction of the same step"),
+    ("", [RIGHT, "b = group_sum(sum(d * grad))", "d = b"], DECLARED, (6, 1),
+     "reads 'd', which is computed from a group reduction of the same step"),
+    ("", [RIGHT], 'd = { init = "zeros", shape = "group" }', (23, 1), "a group state needs a number or a hyperparameter"),
+    ("", [RIGHT], 'd = { init = "flag", shape = "group" }', (23, 14), "the name of a numeric hyperparameter"),
+    ("", [RIGHT], 'd = { init = 1.0, shape = "group", when = "flag" }', (23, 43), "a group state always exists"),
+    ("", [RIGHT], 'd = { init = "d0", shape = "group", when = "flag" }', (23, 44), "always exists: remove 'when'"),
+    ("", [RIGHT], 'd = { init = 1.0, shape = "group", quantize = true }', (23, 47), "a group state is never stored quantized"),
+    ("", [RIGHT], 'd = { init = 1.0, shape = "groups" }', (23, 27), "one value per param group (shape = \"group\")"),
+    ("", [RIGHT], DECLARED + '\nq = { init = "zeros", when = "group_sum(sum(rows)) > 0" }', (24, 41),
+     "sum() reduces a tensor; its argument does not depend on one"),
+])
+def test_group_mistakes_are_positioned_errors(tmp_path, top, pieces, declaration, position, message):
+    """What the fuzz above draws, with the position and message each mistake must have."""
+    path = tmp_path / "grouped.toml"
+    path.write_text(_group_spec(top, pieces, declaration), encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        rule = load_rule(path)
+        render_spec(rule, analyse(rule), path.name, "grouped")
+    err = caught.value
+    assert (err.path, err.line, err.col) == (str(path), *position), str(err)
+    assert message in err.message, str(err)

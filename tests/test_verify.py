@@ -13,6 +13,8 @@ math library: a few ulps per step over four steps, against a wrong formula's per
   300 in every run, 3000 with `pytest --long`; every one must load and agree everywhere;
 - every shipped spec (`optforge check --verify specs/...`).
 """
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,8 @@ import pytest
 import optforge
 from optforge.codegen.errors import SpecError
 from optforge.runtime.backends import native
-from optforge.verify import batch, random_specs, resolve, verify
+from optforge.runtime.engine import group as group_values
+from optforge.verify import batch, random_specs, resolve, runs, verify
 from optforge.verify import verifier
 
 import cuda_host
@@ -204,6 +207,66 @@ def test_the_verifier_reports_a_kernel_that_computes_something_else(tmp_path, fo
     assert "DIFFERS" in line and "step 1, parameter 0 weight" in line and "not bit-identical" in line
 
 
+GROUPED = '''name = "Grouped"
+update = """
+grad = clip(grad * rescale_grad, clip_gradient)
+a = group_sum(dot(grad, p0 - weight))
+b = group_max(max(abs(s)))
+s = 0.5 * s + 0.5 * grad
+c = group_norm(s)
+d = 0.9 * d + 0.1 * a / (1 + abs(a))
+weight = weight - lr * (d * grad + b * s / (1 + c))
+"""
+[hyperparameters]
+learning_rate = 0.1
+d0 = { default = 0.5, range = "(0, 10]" }
+[states]
+d = { init = "d0", shape = "group" }
+s = "zeros"
+p0 = "weight"
+'''
+
+
+def test_a_group_rule_runs_in_every_layout_on_every_target(tmp_path, folder, monkeypatch):
+    """Group values differ with the split of the parameters into groups: each target runs in
+    every layout against step in the same one. The CUDA target's partials stage runs on the
+    host arrays (it raised without a GPU: the CuPy code ran on DeviceArrays)."""
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    cls, label, covered = resolve(spec(tmp_path, GROUPED, "grouped"))
+    assert covered.gap is None and covered.exact     # the step has no reductions; partials are shared
+    shapes = verifier.scenario.shapes_for(cls.SPEC)
+    layouts = runs.layouts(len(shapes))
+    assert [[len(g) for g in layout] for layout in layouts] == [[5], [1, 2, 2]]
+    # the layouts are not the same computation (a target run in the wrong one would differ)
+    finals = [runs.mxnet_run(cls, {}, shapes, "float64", 1, fused=False, multi=multi, groups=groups).steps[-1][4][0]
+              for multi, groups in ((False, None),) + tuple((True, g) for g in layouts)]
+    assert all(not np.array_equal(a, b) for k, a in enumerate(finals) for b in finals[k + 1:])
+    report = verify(cls, label, covered, folder, dtypes=("float32",), quick=True)
+    text = assert_agrees(report)
+    assert report.layouts == ("groups of 5", "groups of 1+2+2"), text
+    statuses = {o.target: o.status for o in report.outcomes}
+    assert statuses["CUDA compiled for the host"] == "bit-identical", text
+
+
+def test_the_verifier_compares_the_group_states(tmp_path, folder, monkeypatch):
+    """A native path whose group state is off by 2^-30 after the step (the weights of that
+    step still right) is a disagreement naming the step, the group and the state."""
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    cls, label, covered = resolve(spec(tmp_path, GROUPED, "grouped"))
+    updates = group_values.updates
+
+    def wrong(engine, planned):
+        found = updates(engine, planned)
+        if os.environ.get(native.BACKEND_ENV) == "native":     # (the native targets demand it)
+            found = {name: value * (1 + 2.0 ** -30) for name, value in found.items()}
+        return found
+    monkeypatch.setattr(group_values, "updates", wrong)
+    report = verify(cls, label, covered, folder, cuda=False, torch=False, dtypes=("float32",), quick=True)
+    assert report.failed
+    line = next(line for line in report.lines() if "one update for all" in line)
+    assert "DIFFERS" in line and "step 1, group 0 state 'd'" in line and "groups of 5" in line, line
+
+
 def test_random_specs_are_deterministic_and_valid():
     assert random_specs.generate(7) == random_specs.generate(7)
     assert random_specs.generate(7) != random_specs.generate(8)
@@ -232,6 +295,12 @@ def test_every_random_spec_loads_and_runs_every_target_as_step_does(random_batch
     assert len(random_batch) >= 300
     assert set(kinds) == set(random_specs.KINDS)      # every kind of rule the language has
     assert min(kinds.values()) >= len(random_batch) // 10
+    # group rules: a good share, each run in every layout of its parameters into groups
+    grouped = [(path, report) for path, report in random_batch if "group_" in path.read_text()]
+    assert len(grouped) >= len(random_batch) // 6
+    for _, report in grouped:      # (rules with row states take no 0-d tensor: 4 shapes)
+        assert len(report.shapes) >= 4 and report.layouts == (f"groups of {len(report.shapes)}",
+                                                             f"groups of 1+2+{len(report.shapes) - 3}")
 
 
 def test_the_random_batch_reaches_every_construct(random_batch):
@@ -241,8 +310,23 @@ def test_the_random_batch_reaches_every_construct(random_batch):
                       "clip(", "exp(", "log(", "sqrt(", "sign(", "maximum(", "minimum(", "**", "if ", "else:",
                       "for _ in range(", "is not None", 'shape = "rows"', 'shape = "cols"', "when =",
                       'dtype = "float32"', '"weight"', "{ init = 0.0 }", "[modes]", 'matrix = "last_two"',
-                      'matrix = "first_rest"', "choices", 'type = "int"', "optional = true", "t > ", "t % 2"):
+                      'matrix = "first_rest"', "choices", 'type = "int"', "optional = true", "t > ", "t % 2",
+                      "group_sum(", "group_max(", "group_min(", "group_norm(", 'shape = "group"'):
         assert construct in text, construct
+    # group states from a number and from a hyperparameter, their old values read by a partial
+    assert re.search(r'init = \d\.\d, shape = "group"', text) and re.search(r'init = "c\d+", shape = "group"', text)
+    assert re.search(r"group_\w+\(d\d+ \* ", text)
+    # partials reading tensor states before and after the statement that rewrites them
+    reads = {"before": 0, "after": 0}
+    for path, _ in random_batch:
+        lines = path.read_text().split("\n")
+        for k, line in enumerate(lines):
+            if "group_" in line:
+                for state in set(re.findall(r"\bs\d+\b", line)):
+                    written = [j for j, other in enumerate(lines) if other.startswith(f"{state} = ")]
+                    reads["before"] += any(j > k for j in written)
+                    reads["after"] += any(j < k for j in written)
+    assert reads["before"] and reads["after"], reads
 
 
 SHIPPED = sorted((Path(optforge.__path__[0]) / "specs").rglob("*.toml"))

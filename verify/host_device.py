@@ -9,6 +9,12 @@ threads each (the kernels stride by blockDim, and block sums need a power of two
 
 Matrix rules run their stage driver on NumPy arrays with the runtime's `cupy_matrix.Stages`
 launching the host-compiled `.stages.cu` kernels, NumPy doing the products.
+
+The partials stage of a rule with group reductions (runtime/engine/group.py) is a generated
+rule of its own, launched on CuPy arrays with its own CUDA kernels; here it runs on the host
+arrays behind the `DeviceArray`s (the values every target reads) through the native CPU
+target, so what this path checks of such a rule is its step: the host-compiled kernels
+given the group's values.
 """
 import contextlib
 from pathlib import Path
@@ -18,6 +24,7 @@ from unittest import mock
 import numpy as np
 
 from ..runtime.backends import cpu, launch_table, cupy_backend, cupy_matrix, kernel_cache
+from ..runtime.engine import group
 from . import host_cuda
 
 THREADS = 4
@@ -149,6 +156,18 @@ def _may_share_memory(a, b):
     return np.may_share_memory(on_host(a), on_host(b))
 
 
+def _host_state(state):
+    return tuple(map(on_host, state)) if isinstance(state, tuple) else on_host(state)
+
+
+def _host_partials(partials):
+    """`group.partials` on the host arrays behind `DeviceArray`s (see the module's docstring)."""
+    def run(engine, indices, weights, grads, states, *args, **kwargs):
+        return partials(engine, indices, [on_host(w) for w in weights], [on_host(g) for g in grads],
+                        [_host_state(s) for s in states], *args, **kwargs)
+    return run
+
+
 @contextlib.contextmanager
 def host_cuda_backend(libraries):
     """Within: CuPy-backend launches and matrix stage drivers run `libraries`' host kernels
@@ -157,7 +176,8 @@ def host_cuda_backend(libraries):
     with mock.patch.object(cupy_backend, "cupy_module", fake_cupy), \
             mock.patch.object(kernel_cache, "module", libraries.module), \
             mock.patch.object(cpu, "run_stages", libraries.run_stages), \
-            mock.patch.object(cupy, "may_share_memory", _may_share_memory):
+            mock.patch.object(cupy, "may_share_memory", _may_share_memory), \
+            mock.patch.object(group, "partials", _host_partials(group.partials)):
         yield libraries
 
 

@@ -12,6 +12,11 @@ Each spec is one of the rule kinds the language has, with its statements drawn a
 - reductions: whole-tensor reductions (norm, sum, dot, max, min) read before and after
   the states they feed, per-tensor scalar states (device scalars) read before the pass that
   rewrites them, row reductions (row_mean, row_sum, row_max, row_min) and row states;
+- group values, in a share (`GROUPED`) of the element-wise, reduction and row rules:
+  group_sum, group_max and group_min over whole-tensor reductions (or values computed from
+  one) and group_norm, reading tensor states before and after they are rewritten; group
+  states from a number or a hyperparameter, read by the per-element code, by `if`
+  conditions and, through their old value, by the partials (`Builder.group_pieces`);
 - matrix rules: products, transposes, row and column reductions (means, sums, maxima,
   minima), whole-tensor ones, row and column states, scalar states, loops counted by an
   int hyperparameter, both matrix views, booleans between stages;
@@ -235,6 +240,71 @@ class Builder:
             pieces.append(f"{self.squashed(1)} * {m} / (1 + abs({m}))")
         return pieces
 
+    def group_pieces(self):
+        """Group reductions and group states (one float64 per param group, docs/group-values.md),
+        all at top level and in one stage: the reductions come first, each reading tensors
+        computed so far, a tensor state read by its old value (rewritten after them) and a
+        group state's old value; then the host statements that rewrite the group states from
+        them; then the state read before. Nothing a reduction reads depends on a group value of
+        the same step, so no draw breaks the one-stage rule."""
+        rng = self.rng
+        old_state = None
+        if rng.random() < 0.4:      # a tensor state read by a partial before it is rewritten
+            old_state = self.fresh("s")
+            self.states[old_state] = rng.choice(['"zeros"', '"weight"'])
+        groups = []                 # group states, read (old values) by partials and weight
+        for _ in range(rng.randint(0, 2)):
+            g = self.fresh("d")
+            if rng.random() < 0.4:      # starting from a hyperparameter's value
+                self.states[g] = f'{{ init = "{self.positive()}", shape = "group" }}'
+            else:
+                self.states[g] = f'{{ init = {rng.choice([0.0, 0.5, 1.0])}, shape = "group" }}'
+            groups.append(g)
+        readable = self.tensors + ([old_state] if old_state else [])
+        values = []                 # bounded host values computed from the group reductions
+        for _ in range(rng.randint(1, 3)):
+            x = rng.choice(readable)
+            op = rng.choice(["sum", "sum", "max", "min", "norm"])
+            if op == "norm":
+                reduction = f"group_norm({x})"
+            else:
+                kind = rng.choice(["sum", "dot", "max", "min", "norm2", "local"])
+                if kind == "norm2":
+                    per_tensor = f"norm({x}) ** 2"
+                elif kind == "dot":
+                    per_tensor = f"dot({x}, {rng.choice(readable)})"
+                elif kind == "local":       # a value computed from a whole-tensor reduction
+                    n = self.fresh("n")
+                    self.assign(n, self.whole(x))
+                    per_tensor = f"{n} / (1 + abs({n}))"
+                else:
+                    per_tensor = f"{kind}({x})"
+                if groups and rng.random() < 0.4:       # a group state's old value in the partial
+                    per_tensor = f"{rng.choice(groups)} * {per_tensor}"
+                reduction = f"group_{op}({per_tensor})"
+            name = self.fresh("g")
+            if rng.random() < 0.5:      # squashed where it is computed (the reduction read twice)
+                self.assign(name, f"{reduction} / (1 + abs({reduction}))")
+            else:
+                self.assign(name, reduction)
+                self.assign(name, f"{name} / (1 + abs({name}))")
+            values.append(name)
+        pieces = []
+        for g in groups:
+            b = self.fraction()
+            if rng.random() < 0.5:      # the old value read by the weight update
+                pieces.append(f"{g} * ({self.squashed(1)})")
+            self.assign(g, f"{b} * {g} + (1 - {b}) * {rng.choice(values)}")
+            if rng.random() < 0.5:      # the new value
+                pieces.append(f"{g} * ({self.squashed(1)})")
+        if old_state:
+            b = self.fraction()
+            self.assign(old_state, f"{b} * {old_state} + (1 - {b}) * {rng.choice(values)} * ({self.squashed(1)})")
+            self.tensors.append(old_state)
+        self.host.extend(values + groups)       # read by later expressions and if conditions
+        pieces.append(f"{rng.choice(values)} * ({self.squashed(1)})")
+        return pieces
+
     def row_of(self, x):
         """A row reduction of `x` (row_mean, row_sum, row_max, row_min); a sum squashed."""
         kind = self.rng.choice(["row_mean", "row_sum", "row_max", "row_min"])
@@ -269,8 +339,13 @@ def _elementwise(b, reductions):
         b.tensor_state()
     steps = []
     features = ["if", "optional", "loop", "when", "host", "where", "noise", "anchor"]
-    for feature in b.rng.sample(features, b.rng.randint(1, 3)):
-        if feature == "if":
+    chosen = b.rng.sample(features, b.rng.randint(1, 3))
+    if b.rng.random() < GROUPED:    # group reductions among the other features
+        chosen.insert(b.rng.randint(0, len(chosen)), "group")
+    for feature in chosen:
+        if feature == "group":
+            steps += b.group_pieces()
+        elif feature == "if":
             b.if_block()
         elif feature == "optional":
             b.optional_clip()
@@ -360,6 +435,7 @@ def _modes(b):
 
 
 KINDS = ("elementwise", "norm", "rows", "matrix", "modes")
+GROUPED = 0.45      # share of element-wise, norm and row rules that draw group reductions
 
 
 def generate(seed):

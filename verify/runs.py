@@ -33,6 +33,25 @@ class Result:
     initial: list = field(default_factory=list)     # the weights before the first step (float64)
     variants: set = field(default_factory=set)
     kernels: int = 0                # kernel launches observed
+    groups: list = field(default_factory=list)      # per step: [per group holder: {group state: float}]
+
+
+def has_group(cls):
+    """Whether the rule has group reductions or group states (runtime/engine/group.py)."""
+    return hasattr(cls._module, "GROUP")
+
+
+def layouts(count):
+    """The param groups a rule with group reductions is verified in, as tuples of parameter
+    indices: every parameter in one group, and groups of unequal sizes (1, 2 and the rest) of
+    tensors of unequal sizes. (One parameter per group is the single-tensor `update`.)"""
+    every = tuple(range(count))
+    mixed = tuple(g for g in (every[:1], every[1:3], every[3:]) if g)
+    return ((every,), mixed) if len(mixed) > 1 else ((every,),)
+
+
+def layout_text(layout):
+    return "groups of " + "+".join(str(len(g)) for g in layout)
 
 
 def _parts(state):
@@ -88,10 +107,12 @@ def _count_native(result):
         yield
 
 
-def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
+def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None, groups=None):
     """The MXNet-style family: `update` per parameter (multi=False) or for all at once, with
     `step` (fused=False: the NumPy reference) or `fused_step`. `device`: a
-    `host_device.HostLibraries` to run the CUDA kernels compiled for the host."""
+    `host_device.HostLibraries` to run the CUDA kernels compiled for the host. groups (with
+    multi): one `update` per tuple of parameter indices (`layouts`), each call a param group
+    of a rule with group reductions, every call updating the optimizer's group states."""
     from . import host_device
     steps = scenario.SCHEDULE
     weights, grads = scenario.draw(seed, shapes, dtype, len(steps))
@@ -111,6 +132,7 @@ def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
         host_parts = [opt.engine.states[n].host_scalar for n in opt.engine.present_states()]
         states = [host_device.on_device(s, host_parts) for s in states]
     indices = list(range(len(shapes)))
+    calls = [list(g) for g in groups] if groups is not None else [indices]
     context = contextlib.ExitStack()
     with context:
         context.enter_context(_watch_variants(cls._module, result.variants))
@@ -127,13 +149,17 @@ def mxnet_run(cls, hyper, shapes, dtype, seed, fused, multi, device=None):
             with np.errstate(all="ignore"):
                 try:
                     if multi:
-                        opt.update(indices, weights, step_grads, states)
+                        for call in calls:
+                            opt.update(call, [weights[i] for i in call], [step_grads[i] for i in call],
+                                       [states[i] for i in call])
                     else:
                         for i in indices:
                             opt.update(i, weights[i], step_grads[i], states[i])
                 except PreconditionError as err:
                     raise Refused(str(err)) from None
             result.steps.append(_snapshot(weights, states, host))
+            if has_group(cls):
+                result.groups.append([dict(opt.group_states)])
     return result
 
 
@@ -142,11 +168,12 @@ def _wd_allowed(cls):
     return re.search(r"\bwd\b", cls.SPEC.get("requires") or "") is None
 
 
-def torch_run(cls, hyper, shapes, dtype, seed, native=True):
+def torch_run(cls, hyper, shapes, dtype, seed, native=True, groups=None):
     """optforge.torch: the class built from the same spec, on CPU tensors, the schedule's lr
     and weight decay set in the group before each step (torch has no rescale_grad,
     clip_gradient or begin_num_update: compare with `torch_reference`). native: the rule has
-    native kernels, which must then run."""
+    native kernels, which must then run. groups: one param group per tuple of parameter
+    indices (`layouts`), else one for all."""
     try:
         import torch
         from ..torch.classes import torch_class
@@ -162,11 +189,13 @@ def torch_run(cls, hyper, shapes, dtype, seed, native=True):
         if len(values) == len(names):
             arguments[keyword] = values if len(names) > 1 else values[0]
     wd_allowed = _wd_allowed(cls)
+    param_groups = params if groups is None else [{"params": [params[i] for i in g]} for g in groups]
     try:
-        opt = torch_class(cls)(params, lr=steps[0].lr, **arguments)
+        opt = torch_class(cls)(param_groups, lr=steps[0].lr, **arguments)
     except ValueError as err:
         raise Refused(str(err)) from None
     result = Result([])
+    names = [m["name"] for m in cls.SPEC["states"] if m["shape"] == "group"]
     with _watch_variants(cls._module, result.variants), _count_native(result), \
             (_native_demanded() if native else contextlib.nullcontext()):
         for step, step_grads in zip(steps, grads):
@@ -180,6 +209,8 @@ def torch_run(cls, hyper, shapes, dtype, seed, native=True):
                 except PreconditionError as err:
                     raise Refused(str(err)) from None
             result.steps.append(_torch_snapshot(opt, params, cls))
+            if has_group(cls):
+                result.groups.append([{n: float(group[n]) for n in names} for group in opt.param_groups])
     return result
 
 
@@ -211,26 +242,35 @@ def _torch_snapshot(opt, params, cls):
     return out
 
 
-def torch_reference(cls, hyper, shapes, dtype, seed):
-    """`step` with what optforge.torch passes its engine: no rescaling or clipping, t from 1."""
+def torch_reference(cls, hyper, shapes, dtype, seed, groups=None):
+    """`step` with what optforge.torch passes its engine: no rescaling or clipping, t from 1.
+    groups (`layouts`): one optimizer per param group (each keeps its own group states, as
+    each of torch's param groups does), one `update` each."""
     steps = scenario.SCHEDULE
     weights, grads = scenario.draw(seed, shapes, dtype, len(steps))
+    groups = groups if groups is not None else (tuple(range(len(shapes))),)
     try:
-        opt = cls(use_fused_step=False, learning_rate=steps[0].lr, **grouped(cls.SPEC, hyper))
-        states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+        opts = [cls(use_fused_step=False, learning_rate=steps[0].lr, **grouped(cls.SPEC, hyper)) for _ in groups]
+        states = [None] * len(weights)
+        for opt, group in zip(opts, groups):
+            for i in group:
+                states[i] = opt.create_state(i, weights[i])
     except ValueError as err:
         raise Refused(str(err)) from None
     wd_allowed = _wd_allowed(cls)
-    present = list(opt.engine.present_states())
+    engine = opts[0].engine
+    present = list(engine.present_states())
     scalar_dtype = _torch_host_scalar_dtype(cls)
     if scalar_dtype != np.float64:     # host scalar states kept as optforge.torch keeps them
-        states = [_with_scalars(st, present, opt.engine, scalar_dtype) for st in states]
+        states = [_with_scalars(st, present, engine, scalar_dtype) for st in states]
     result = Result([], [np.array(w, dtype=np.float64) for w in weights])
     with _watch_variants(cls._module, result.variants):
         for step, step_grads in zip(steps, grads):
-            opt.lr, opt.wd = step.lr, step.wd if wd_allowed else 0.0
-            with np.errstate(all="ignore"):
-                opt.update(list(range(len(shapes))), weights, step_grads, states)
+            for opt, group in zip(opts, groups):
+                opt.lr, opt.wd = step.lr, step.wd if wd_allowed else 0.0
+                with np.errstate(all="ignore"):
+                    opt.update(list(group), [weights[i] for i in group], [step_grads[i] for i in group],
+                               [states[i] for i in group])
             snap = []
             for w, st in zip(weights, states):
                 parts = dict(zip(present, _parts(st)))
@@ -238,4 +278,6 @@ def torch_reference(cls, hyper, shapes, dtype, seed):
                             [np.array(parts[m["name"]], dtype=np.float64) for m in cls.SPEC["states"]
                              if m["name"] in parts])
             result.steps.append(snap)
+            if has_group(cls):
+                result.groups.append([dict(opt.group_states) for opt in opts])
     return result

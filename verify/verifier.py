@@ -12,6 +12,16 @@ the schedule runs through
 - optforge.torch on CPU tensors, against `step` run with what torch passes (no rescaling,
   no clipping, t from 1).
 
+A rule with group reductions or group states (docs/group-values.md) computes something
+else for each split of its parameters into param groups, so each multi-tensor target runs
+in every layout of `runs.layouts` (all parameters in one group; groups of 1, 2 and the
+rest, tensors of unequal sizes), against `step` in the same layout: in the MXNet style one
+`update` per group, the optimizer's group states carried from call to call; in
+optforge.torch one param group each, against one `step` optimizer per group. The
+single-tensor `update` is one parameter per group. The group states after every step are
+compared too (bit for bit in float64 for exact rules: every target combines the same
+partials with the same host code).
+
 What counts as equal (`codegen.targets.Coverage.exact`): element-wise rules and matrix
 rules compute the same three-address code with the same correctly rounded operations on
 every target, so their float32/float64 results are compared bit for bit (NaN equal to
@@ -77,6 +87,7 @@ class Report:
     shapes: tuple = ()
     error: str = ""
     refused: list = field(default_factory=list)
+    layouts: tuple = ()         # the param groups a rule with group reductions ran in
 
     @property
     def failed(self):
@@ -87,7 +98,8 @@ class Report:
             f"within {' / '.join(f'{t:.0f}' for t in self.tolerances)} ulps ({self.inexact})"
         reached = f"{len(self.variants & set(self.all_variants))} of {len(self.all_variants)} variants"
         unreached = sorted(set(self.all_variants) - self.variants)
-        out = [f"{self.label}: {self.settings} setting(s), {len(self.shapes)} shapes, {reached} reached"
+        groups = f" in {' and '.join(self.layouts)} (and one per update)" if self.layouts else ""
+        out = [f"{self.label}: {self.settings} setting(s), {len(self.shapes)} shapes{groups}, {reached} reached"
                + (f" (not reached: {', '.join(unreached[:3])}{', ...' if len(unreached) > 3 else ''})"
                   if unreached else "")
                + f"; compared {kind} with step"]
@@ -140,11 +152,16 @@ class Comparison:
         self.exact = exact
 
     def add(self, result, reference, where, dtype, ulps=ULPS):
-        """Compare `result` with `reference` step by step. An inexact rule's array is measured
+        """Compare `result` with `reference` step by step: every parameter's arrays, then the
+        group states of a rule with group reductions. An inexact rule's array is measured
         in ulps of the largest magnitude it has held so far (the weight: from its initial
         value on): a value that cancels to near 0 carries the rounding of its operands."""
         o = self.outcome
         if o.failed:
+            return
+        if len(result.groups) != len(reference.groups):
+            o.status, o.detail = "DIFFERS", f"{where}: group states after {len(result.groups)} steps, not " \
+                                            f"{len(reference.groups)}"
             return
         held = {}
         for k, w in enumerate(reference.initial):
@@ -155,24 +172,42 @@ class Comparison:
                     o.status, o.detail = "DIFFERS", f"{where}, parameter {k}: {len(g_arrays) - 1} states, not {len(w_arrays) - 1}"
                     return
                 for j, (g, w) in enumerate(zip(g_arrays, w_arrays)):
-                    o.compared += 1
-                    what = "weight" if j == 0 else f"state {j - 1}"
-                    if self.exact:
-                        if not _bits_equal(g, w, dtype):
-                            diff = _ulps(g, w, dtype)
-                            o.status = "DIFFERS"
-                            o.detail = (f"{where}, step {t}, parameter {k} {what} {tuple(np.shape(w))}: not bit-identical "
-                                        f"(max |diff| {_max_diff(g, w):.3g}, {diff:.3g} ulps)")
+                    what = f"parameter {k} {'weight' if j == 0 else f'state {j - 1}'} {tuple(np.shape(w))}"
+                    if not self._one(g, w, held, (k, j), f"{where}, step {t}, {what}", dtype, ulps):
+                        return
+            if result.groups:
+                g_groups, w_groups = result.groups[t - 1], reference.groups[t - 1]
+                if len(g_groups) != len(w_groups) or any(set(g) != set(w) for g, w in zip(g_groups, w_groups)):
+                    o.status, o.detail = "DIFFERS", f"{where}, step {t}: group states {g_groups}, not {w_groups}"
+                    return
+                for k, (g_values, w_values) in enumerate(zip(g_groups, w_groups)):
+                    for name, w in w_values.items():
+                        if not self._one(g_values[name], w, held, ("group", k, name),
+                                         f"{where}, step {t}, group {k} state '{name}'", dtype, ulps, np.float64):
                             return
-                    else:
-                        held[(k, j)] = max(held.get((k, j), 0.0), _magnitude(w))
-                        diff = _ulps(g, w, dtype, held[(k, j)])
-                        o.worst_ulps = max(o.worst_ulps, diff)
-                        if diff > ulps:
-                            o.status = "DIFFERS"
-                            o.detail = (f"{where}, step {t}, parameter {k} {what} {tuple(np.shape(w))}: "
-                                        f"{diff:.3g} ulps (max |diff| {_max_diff(g, w):.3g})")
-                            return
+
+    def _one(self, g, w, held, key, what, dtype, ulps, bits=None):
+        """Compare one array (or group state); False, with the outcome set, where it differs.
+        bits: the dtype of an exact rule's comparison (group states: float64, the same host
+        code from the same values on every target), else the run's dtype."""
+        o = self.outcome
+        o.compared += 1
+        if self.exact:
+            if not _bits_equal(g, w, bits or dtype):
+                diff = _ulps(g, w, dtype)
+                o.status = "DIFFERS"
+                o.detail = f"{what}: not bit-identical (max |diff| {_max_diff(g, w):.3g}, {diff:.3g} ulps)"
+                return False
+            return True
+        # group states follow arrays that round otherwise: in ulps of the run's dtype too
+        held[key] = max(held.get(key, 0.0), _magnitude(w))
+        diff = _ulps(g, w, dtype, held[key])
+        o.worst_ulps = max(o.worst_ulps, diff)
+        if diff > ulps:
+            o.status = "DIFFERS"
+            o.detail = f"{what}: {diff:.3g} ulps (max |diff| {_max_diff(g, w):.3g})"
+            return False
+        return True
 
 
 def _max_diff(g, w):
@@ -226,41 +261,59 @@ def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtyp
         skipped.setdefault(cuda_name, ("not run", "not asked for"))
     if not torch:
         skipped[torch_name] = ("not run", "not asked for")
+    # A rule with group reductions computes something else for each split of the parameters
+    # into param groups: every multi-tensor target runs in each of `runs.layouts` (the
+    # single-tensor `update` is one parameter per group) against step in the same layout.
+    # Other rules: one layout (None: every parameter in one update), step's result for all.
+    layouts = runs.layouts(len(shapes)) if runs.has_group(cls) else (None,)
+    report.layouts = tuple(runs.layout_text(g) for g in layouts if g is not None)
     for seed, hyper in enumerate(chosen):
         for dtype in dtypes:
             where = f"{_setting_text(hyper)} {dtype}"
             try:
                 with noise():
                     reference = runs.mxnet_run(cls, hyper, shapes, dtype, SEED + seed, fused=False, multi=False)
+                    references = {g: runs.mxnet_run(cls, hyper, shapes, dtype, SEED + seed, fused=False, multi=True,
+                                                    groups=g) for g in layouts if g is not None}
             except runs.Refused:
                 continue
             except Exception as err:
                 report.outcomes.append(Outcome("NumPy step", "ERROR", f"{where}: step raised "
                                                                       f"{type(err).__name__}: {err}"))
                 return report
+            references[None] = reference
             for name, options in targets:
-                if name in skipped:
-                    continue
-                result = _attempt(skipped, name, runs.mxnet_run, cls, hyper, shapes, dtype, SEED + seed, **options)
-                if result is not None:
-                    if result.kernels == 0:
-                        skipped[name] = ("DIFFERS", "the native kernels never ran")
-                    comparisons[name].add(result, reference, where, dtype, tolerance(shapes, dtype))
-            if cuda_name not in skipped:
+                for groups in (layouts if options["multi"] else (None,)):
+                    if name in skipped:
+                        break
+                    at = _at(where, groups)
+                    result = _attempt(skipped, name, runs.mxnet_run, cls, hyper, shapes, dtype, SEED + seed,
+                                      groups=groups, **options)
+                    if result is not None:
+                        if result.kernels == 0:
+                            skipped[name] = ("DIFFERS", "the native kernels never ran")
+                        comparisons[name].add(result, references[groups], at, dtype, tolerance(shapes, dtype))
+            for groups in layouts:
+                if cuda_name in skipped:
+                    break
+                at = _at(where, groups)
                 before = len(device.launched)
                 result = _attempt(skipped, cuda_name, runs.mxnet_run, cls, hyper, shapes, dtype, SEED + seed,
-                                  fused=True, multi=True, device=device)
+                                  fused=True, multi=True, device=device, groups=groups)
                 if result is not None:
                     if len(device.launched) == before:
                         skipped[cuda_name] = ("DIFFERS", "the host-compiled CUDA kernels never ran")
-                    comparisons[cuda_name].add(result, reference, where, dtype, tolerance(shapes, dtype))
-            if torch_name not in skipped:
+                    comparisons[cuda_name].add(result, references[groups], at, dtype, tolerance(shapes, dtype))
+            for groups in layouts:
+                if torch_name in skipped:
+                    break
+                at = _at(where, groups)
                 result = _attempt(skipped, torch_name, runs.torch_run, cls, hyper, shapes, dtype, SEED + seed,
-                                  native=has_kernels)
+                                  native=has_kernels, groups=groups)
                 if result is not None:
                     with noise():
-                        expected = runs.torch_reference(cls, hyper, shapes, dtype, SEED + seed)
-                    comparisons[torch_name].add(result, expected, where, dtype, tolerance(shapes, dtype))
+                        expected = runs.torch_reference(cls, hyper, shapes, dtype, SEED + seed, groups=groups)
+                    comparisons[torch_name].add(result, expected, at, dtype, tolerance(shapes, dtype))
     for name, comparison in comparisons.items():
         if name in skipped and not comparison.outcome.failed:
             status, detail = skipped[name]
@@ -281,6 +334,10 @@ def _attempt(skipped, name, run, *args, **kwargs):
     except Exception as err:        # a target that raises where the reference ran is a disagreement
         skipped[name] = ("DIFFERS", f"raised {type(err).__name__}: {err}")
     return None
+
+
+def _at(where, groups):
+    return where + (f", {runs.layout_text(groups)}" if groups is not None else "")
 
 
 def _setting_text(hyper):
