@@ -570,6 +570,9 @@ class _Loader:
             raise self.error(f"a {shape} state needs a number or a hyperparameter's name as init", *keys)
         if shape == "group" and "when" in entry:
             raise self.error("a group state always exists: remove 'when'", *keys, "when", value=True)
+        if shape == "group" and "dtype" in entry:
+            raise self.error("a group state is one float64 per param group: remove 'dtype'", *keys, "dtype",
+                             value=True)
         if shape in ("rows", "cols") and init == "weight":
             raise self.error(f"a {shape} state cannot be a copy of the weight", *keys, "init", value=True)
         dtype = entry.get("dtype", "weight")
@@ -623,6 +626,9 @@ class _Loader:
         if "when" in entry:
             raise self.error("a state initialised from a hyperparameter always exists: remove 'when'",
                              *keys, "when", value=True)
+        if shape == "group" and "dtype" in entry:
+            raise self.error("a group state is one float64 per param group: remove 'dtype'", *keys, "dtype",
+                             value=True)
         dtype = entry.get("dtype", "weight")
         if dtype not in ("weight", "float32"):
             raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)

@@ -467,3 +467,15 @@ def test_a_matrix_product_in_a_group_partial_loads(tmp_path):
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     opt.update([0, 1], weights, [np.ones((2, 3)), np.ones((3, 2))], states)
     assert opt.group_states["d"] == 12 + 18     # sum(g g^T): 4 entries of 3, then 9 of 2
+
+
+@pytest.mark.parametrize("init", ["1.0", '"d0"'])
+def test_a_group_state_has_no_dtype(tmp_path, init):
+    """A group state is always float64: a dtype would say otherwise."""
+    path = tmp_path / "g.toml"
+    path.write_text(BASE.format(update="m = grad\nd = group_sum(sum(grad))\nweight = weight - lr * d * m").replace(
+        'd = { init = 1.0, shape = "group" }', f'd = {{ init = {init}, shape = "group", dtype = "float32" }}')
+        .replace("[states]", "d0 = { default = 1.0 }\n[states]"))
+    with pytest.raises(SpecError, match="a group state is one float64 per param group: remove 'dtype'"):
+        optforge.load_spec(path)
+
