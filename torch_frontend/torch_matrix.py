@@ -37,12 +37,19 @@ class _Scaled:
 
 
 class _Product:
-    __slots__ = ("a", "b", "s", "origin", "value")
+    __slots__ = ("a", "b", "s", "origin", "value", "gram")
 
-    def __init__(self, a, b, s, origin=None):
+    def __init__(self, a, b, s, origin=None, gram=False):
         self.a, self.b, self.s = a, b, s
         self.origin = origin    # the unscaled product this one scales (its value, once evaluated, is reused)
         self.value = None
+        self.gram = gram        # a @ a^T: symmetric by construction
+
+
+def _transposed(b, a):
+    """Whether b is a^T (the same memory, the last two axes swapped)."""
+    return a.dim() == b.dim() == 2 and b.data_ptr() == a.data_ptr() and b.shape == a.shape[::-1] \
+        and b.stride() == a.stride()[::-1]
 
 
 def _number(x):
@@ -92,9 +99,15 @@ class Products:
 
     # -- matrix operations -----------------------------------------------------------
     def matmul(self, a, b):
-        return _Product(self._low(a), self._low(b), 1)
+        a, b = self._low(a), self._low(b)
+        return _Product(a, b, 1, gram=_transposed(b, a))
 
     def swapaxes(self, x, a, b):
+        if isinstance(x, _Product) and x.gram and x.s == 1:
+            # the transpose of a Gram matrix x x^T is itself: the kernel's s s^T (a BLAS syrk
+            # in NumPy) is s s here, as torch.optim.Muon writes it (a transposed operand also
+            # takes a slow path in torch's small bfloat16 addmm)
+            return self._value(x)
         return self._value(x).transpose(a, b)
 
     # -- element-wise operations -------------------------------------------------------
