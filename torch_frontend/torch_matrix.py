@@ -3,8 +3,9 @@ run on torch tensors with torch operations, its matrix products in a low-precisi
 Muon's `ns_dtype="bfloat16"`, torch.optim.Muon's Newton-Schulz iteration.
 
 `Products(dtype)` is the array module the kernel gets. Its arrays are the torch tensors
-themselves (the kernel's `copyto` writes the parameter and states in place). Two values
-stay unevaluated until they are used, so that the kernel's
+themselves; the kernel's `copyto` calls are kept and done by `write()` after the kernel
+returns, every value evaluated before the first write (the parameter and states are
+written in place). Two values stay unevaluated until they are used, so that the kernel's
 `s * x + t * matmul(a, b)` runs as torch.optim.Muon runs it, one `torch.addmm(x, a, b,
 beta=s, alpha=t)`, and `w - s * x` as one `torch.sub(w, x, alpha=s)`:
 
@@ -15,12 +16,13 @@ Any other use evaluates them. Products take their operands cast to the products'
 and give results in it; every other operation follows torch's type promotion, so the
 values computed from a product stay in that dtype (a bfloat16 matrix times a Python
 number is bfloat16) and come back to the weight's dtype where they meet it (`w - s * o`:
-float32, as `param.add_(update, alpha=-lr)` in torch). There is no optimizer math here:
-the operations and their order are the generated kernel's.
-
-The kernel's values are read before its outputs are written (`copyto` at its end), and an
-unevaluated value is evaluated by `copyto` before it writes, so the writes see the values
-as the kernel computed them.
+float32, as `param.add_(update, alpha=-lr)` in torch). Two more rules make the kernel's
+operations torch.optim.Muon's: a matrix divided by a whole-tensor value (the normalisation
+before the products) is divided in the products' dtype, both rounded to it first, as
+torch divides its bfloat16 update by its bfloat16 norm; and the transpose of a Gram matrix
+`x x^T` is the matrix itself (the kernel's `a a^T`, a BLAS syrk in NumPy, is torch's
+`a a`). There is no optimizer math here: the operations and their order are the
+generated kernel's.
 """
 import numbers
 
@@ -64,6 +66,7 @@ class Products:
     def __init__(self, dtype):
         self.dtype = dtype
         self._cast = (None, None)     # (tensor, its cast): an operand is often cast twice in a row
+        self._writes = []             # the kernel's copyto calls, done by write()
 
     # -- evaluation ------------------------------------------------------------------
     def _value(self, x):
@@ -186,10 +189,19 @@ class Products:
         return x.to(dtype=dtype, copy=True)
 
     def copyto(self, dst, src, where=None, casting=None):
+        # evaluated now (it may read an input a later copyto writes), written by write()
         src = self._value(src)
         if where is not None:
             src = torch.where(self._value(where), src, dst)
-        dst.copy_(src)
+        self._writes.append((dst, src))
+
+    def write(self):
+        """Write the kernel's outputs (its copyto calls), each value evaluated before any is
+        written: an unevaluated `s * weight` read after the weight was written would see the
+        new weight."""
+        for dst, src in self._writes:
+            dst.copy_(src)
+        self._writes.clear()
 
 
 class Launch:
@@ -209,7 +221,8 @@ class Launch:
                 if plan is None:     # the rule's skip_if
                     continue
                 names = [name for name in plan.variant["states"] if not states_meta[name].host_scalar]
-                plan.variant["kernel"](Products(self.dtype), param, grad, *[state[name] for name in names],
-                                       **plan.scalars)
+                xp = Products(self.dtype)
+                plan.variant["kernel"](xp, param, grad, *[state[name] for name in names], **plan.scalars)
+                xp.write()
                 for name, value in plan.updates.items():
                     plan.scalar_arrays[name][...] = value
