@@ -50,7 +50,7 @@ SPEC = {
     ],
     'deviations': [
         "By default (ns_dtype = None) optforge runs the Newton-Schulz iteration in the weight's dtype (float32, or float64 for float64 weights), where torch runs it in bfloat16: results agree with torch.optim.Muon to about 1e-2 relative, and with torch's algorithm without the bfloat16 cast to float64 rounding.",
-        'ns_dtype = "bfloat16" runs it as torch does, on torch tensors only (optforge.torch.Muon; the NumPy families refuse it): products in bfloat16 through torch, the iteration carried in bfloat16, the result back in the weight\'s dtype where it is added to the weight. The update and its norm are rounded to bfloat16 before the division, as torch\'s; the one difference: torch sums the squares of the bfloat16 update, optforge of the update in the weight\'s dtype (the norm then rounds to the same bfloat16 value but in rare ties).',
+        'ns_dtype = "bfloat16" runs it as torch does, on torch tensors only (optforge.torch.Muon; the NumPy families refuse it): products in bfloat16 through torch, the iteration carried in bfloat16, the result back in the weight\'s dtype where it is added to the weight. The update and its norm are rounded to bfloat16 before the division, as torch\'s (torch sums the squares of the bfloat16 update, optforge of the update in the weight\'s dtype: the norm rounds to the same bfloat16 value but in rare ties). The momentum and the weight decay are computed as this spec writes them (multiply-adds, where torch\'s code has lerp and mul_), which round differently in float32 and now and then flip one bfloat16 rounding of the update.',
     ],
     'spec': 'specs/torch/muon.toml',
     'learning_rate': 0.001,
