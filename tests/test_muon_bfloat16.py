@@ -77,3 +77,17 @@ def test_master_weights_refused_with_bfloat16_products():
     p = torch.zeros(4, 4, dtype=torch.bfloat16, requires_grad=True)
     with pytest.raises(ValueError, match="master_weights"):
         optforge.torch.Muon([p], ns_dtype="bfloat16", master_weights=True)
+
+
+def test_products_evaluate_every_output_before_writing_one():
+    # the generated kernels write their outputs at the end; an output that reads another's
+    # input (state = 2 * weight, the old weight) must not see that input's new value
+    from optforge.torch.torch_matrix import Products
+    w, st = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 4.0]])
+    xp = Products(torch.bfloat16)
+    new_w = xp.subtract(w, xp.multiply(st, 0.5))
+    new_st = xp.multiply(w, 2.0)
+    xp.copyto(w, xp.broadcast_to(new_w, (1, 2)).reshape((1, 2)))
+    xp.copyto(st, new_st)
+    xp.write()
+    assert w.tolist() == [[-0.5, 0.0]] and st.tolist() == [[2.0, 4.0]]

@@ -48,10 +48,58 @@ class _Product:
         self.gram = gram        # a @ a^T: symmetric by construction
 
 
+class _Axpy:
+    """a + s * x, not computed yet: evaluated once (a kernel may read it twice), or written
+    straight into the output array it is copied to (`Products.write`)."""
+    __slots__ = ("a", "x", "s", "value", "shape", "dtype")
+
+    def __init__(self, a, x, s):
+        self.a, self.x, self.s = a, x, s
+        self.value = None
+        first = a.x if isinstance(a, _Scaled) else a
+        self.shape = torch.broadcast_shapes(first.shape, x.shape)
+        self.dtype = torch.promote_types(first.dtype, x.dtype)
+
+    def reshape(self, shape):
+        """Itself where the shape is its own (the kernel's `.reshape(weight.shape)` of an
+        output on the matrix view of a 2-D weight), so that write() can compute it in place."""
+        if tuple(shape) != tuple(self.shape):
+            raise ValueError(f"reshape of an unevaluated value to {tuple(shape)}, not {tuple(self.shape)}")
+        return self
+
+
+class _Square:
+    __slots__ = ("x", "dtype")
+
+    def __init__(self, x, dtype):
+        self.x, self.dtype = x, dtype
+
+
 def _transposed(b, a):
     """Whether b is a^T (the same memory, the last two axes swapped)."""
     return a.dim() == b.dim() == 2 and b.data_ptr() == a.data_ptr() and b.shape == a.shape[::-1] \
         and b.stride() == a.stride()[::-1]
+
+
+def _overlap(a, b):
+    """Whether two tensors may share memory (the same storage)."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def _leaves(x):
+    """The tensors an unevaluated value reads."""
+    if isinstance(x, _Scaled):
+        return [x.x]
+    if isinstance(x, _Axpy):
+        return ([x.value] if x.value is not None else _leaves(x.a) + _leaves(x.x))
+    return [x]
+
+
+def _same_or_apart(a, b):
+    """Whether a is b element for element (same memory and layout) or shares no memory with it:
+    then an element-wise result may be written into b while a is read."""
+    return not _overlap(a, b) or (a.data_ptr() == b.data_ptr() and a.shape == b.shape
+                                  and a.stride() == b.stride())
 
 
 def _number(x):
@@ -72,8 +120,14 @@ class Products:
     def _value(self, x):
         if isinstance(x, _Product):
             x = self._resolved(x)
-        if isinstance(x, _Scaled):
+        if isinstance(x, _Scaled):      # a new tensor at each use: _axpy may write into it
             return x.x if x.s == 1 else x.x * x.s
+        if isinstance(x, _Axpy):
+            if x.value is None:
+                x.value = self._axpy_value(x, None)
+            return x.value
+        if isinstance(x, _Square):
+            return torch.square(x.x if x.dtype is None else x.x.to(x.dtype))
         if isinstance(x, _Product):     # evaluated once: a kernel may read a product several times
             if x.value is None:
                 out = torch.matmul(x.a, x.b)
@@ -133,17 +187,30 @@ class Products:
             # s * x + t * (p @ q): torch.addmm, in the products' dtype
             x, s = (a.x, a.s) if isinstance(a, _Scaled) else (a, 1)
             return torch.addmm(self._low(x), b.a, b.b, beta=s, alpha=b.s)
-        if isinstance(a, _Scaled) and not isinstance(b, _Scaled):
-            a, b = b, a
-        if isinstance(b, _Scaled) and not _number(a):
-            return torch.add(self._value(a), b.x, alpha=b.s)
-        return self._value(a) + self._value(b)
+        return self._axpy(a, b, 1)
 
     def subtract(self, a, b, out=None):
         b = self._resolved(b) if isinstance(b, _Product) else b
-        if isinstance(b, _Scaled) and not _number(a):
-            return torch.sub(self._value(a), b.x, alpha=b.s)
-        return self._value(a) - self._value(b)
+        return self._axpy(a, b, -1)
+
+    def _axpy(self, a, b, sign):
+        """a + sign * b as an _Axpy of one scaled operand (torch.add with alpha: one pass)."""
+        if _number(a) or _number(b):
+            return self._value(a) + sign * self._value(b)
+        if isinstance(b, _Scaled):
+            return _Axpy(a, b.x, sign * b.s)
+        if isinstance(a, _Scaled) and sign == 1:
+            return _Axpy(b, a.x, a.s)
+        return _Axpy(a, self._value(b), sign)
+
+    def _axpy_value(self, p, out):
+        a, x = p.a, p.x
+        if out is None and isinstance(a, _Scaled) and a.s != 1 \
+                and torch.promote_types(a.x.dtype, x.dtype) == a.x.dtype:
+            return torch.mul(a.x, a.s).add_(x, alpha=p.s)     # into the new tensor s * a
+        if out is None:
+            return torch.add(self._value(a), x, alpha=p.s)
+        return torch.add(self._value(a), x, alpha=p.s, out=out)
 
     def divide(self, a, b, out=None):
         a, b = self._value(a), self._value(b)
@@ -151,7 +218,11 @@ class Products:
             # a matrix divided by a whole-tensor value (Muon's normalisation before its products):
             # both rounded to the products' dtype first, as torch.optim.Muon divides its
             # bfloat16 update by the update's norm rounded to bfloat16
-            return self._low(a) / b.to(self.dtype)
+            low = self._low(a)
+            if low is a:
+                return low / b.to(self.dtype)
+            self._cast = (None, None)
+            return low.div_(b.to(self.dtype))   # into the new cast
         return a / b
 
     def maximum(self, a, b, out=None):
@@ -168,10 +239,15 @@ class Products:
         return torch.sqrt(self._value(x))
 
     def square(self, x, out=None, dtype=None):
-        x = self._value(x)
-        return torch.square(x if dtype is None else x.to(dtype))
+        return _Square(self._value(x), dtype)
 
     def sum(self, x, dtype=None):
+        if isinstance(x, _Square) and x.x.dim() >= 2 and dtype is None:
+            # a matrix's sum of squares (Muon's norm before its products): of the matrix rounded
+            # to the products' dtype, as torch.optim.Muon takes the norm of its bfloat16 update
+            # (accumulated in float32 or wider, no squares stored)
+            wide = x.dtype or torch.promote_types(x.x.dtype, torch.float32)
+            return torch.linalg.vector_norm(self._low(x.x), dtype=wide).square()
         return torch.sum(self._value(x), dtype=dtype)
 
     def asarray(self, x, dtype=None):
@@ -181,27 +257,58 @@ class Products:
     def promote_types(self, a, b):
         return torch.promote_types(a, b)
 
-    def broadcast_to(self, x, shape):
-        return torch.broadcast_to(self._value(x), tuple(shape))
-
     def array(self, x, dtype=None, copy=True):
         x = self._value(x)
         return x.to(dtype=dtype, copy=True)
 
     def copyto(self, dst, src, where=None, casting=None):
-        # evaluated now (it may read an input a later copyto writes), written by write()
-        src = self._value(src)
-        if where is not None:
-            src = torch.where(self._value(where), src, dst)
+        # kept for write(): an output may be an input another copyto writes
+        if not (isinstance(src, _Axpy) and src.value is None and where is None):
+            src = self._value(src)
+            if where is not None:
+                src = torch.where(self._value(where), src, dst)
         self._writes.append((dst, src))
 
+    def broadcast_to(self, x, shape):
+        if isinstance(x, _Axpy) and x.value is None and tuple(shape) == tuple(x.shape):
+            return x
+        return torch.broadcast_to(self._value(x), tuple(shape))
+
     def write(self):
-        """Write the kernel's outputs (its copyto calls), each value evaluated before any is
-        written: an unevaluated `s * weight` read after the weight was written would see the
-        new weight."""
-        for dst, src in self._writes:
-            dst.copy_(src)
-        self._writes.clear()
+        """Write the kernel's outputs (its copyto calls). Every value is evaluated before the
+        first write, except an unevaluated a + s * x whose operands share no memory with
+        another output: it is computed straight into its output (torch.add's out=)."""
+        writes, self._writes = self._writes, []
+        late = []
+        for k, (dst, src) in enumerate(writes):
+            if isinstance(src, _Axpy):
+                others = [d for j, (d, _) in enumerate(writes) if j != k]
+                operands = _leaves(src)
+                if src.dtype == dst.dtype \
+                        and tuple(src.shape) == tuple(dst.shape) \
+                        and not any(_overlap(o, d) for o in operands for d in others) \
+                        and all(_same_or_apart(o, dst) for o in operands):
+                    late.append((dst, src))
+                    continue
+                writes[k] = (dst, self._value(src))
+        for dst, src in writes:
+            if not isinstance(src, _Axpy):
+                dst.copy_(src)
+        for dst, src in late:
+            self._axpy_into(src, dst)
+
+    def _axpy_into(self, p, dst):
+        """dst = p.a + p.s * p.x, where p.a is an unevaluated a' + s' x' of dst's shape and
+        dtype whose operands are dst itself or apart from it: that one first, into dst (Muon's
+        weight: `w - lr wd w`, then `- lr scale o`, as torch's mul_ and add_ on the parameter)."""
+        a = p.a
+        if isinstance(a, _Axpy) and a.value is None and tuple(a.shape) == tuple(dst.shape) \
+                and a.dtype == dst.dtype and not isinstance(a.a, (_Scaled, _Axpy)) \
+                and all(_same_or_apart(o, dst) for o in (a.a, a.x)):
+            self._axpy_into(a, dst)
+            dst.add_(p.x, alpha=p.s)
+            return
+        self._axpy_value(p, dst)
 
 
 class Launch:
