@@ -16,8 +16,9 @@ Any other use evaluates them. Products take their operands cast to the products'
 and give results in it; every other operation follows torch's type promotion, so the
 values computed from a product stay in that dtype (a bfloat16 matrix times a Python
 number is bfloat16) and come back to the weight's dtype where they meet it (`w - s * o`:
-float32, as `param.add_(update, alpha=-lr)` in torch). Two more rules make the kernel's
-operations torch.optim.Muon's: a matrix divided by a whole-tensor value (the normalisation
+float32, as `param.add_(update, alpha=-lr)` in torch). `(1 - w) * x + w * y` is one
+`torch.lerp`, as torch.optim.Muon's momentum. Two more rules make the kernel's operations
+torch.optim.Muon's: a matrix divided by a whole-tensor value (the normalisation
 before the products) is divided in the products' dtype, both rounded to it first, as
 torch divides its bfloat16 update by its bfloat16 norm; and the transpose of a Gram matrix
 `x x^T` is the matrix itself (the kernel's `a a^T`, a BLAS syrk in NumPy, is torch's
@@ -197,6 +198,12 @@ class Products:
         """a + sign * b as an _Axpy of one scaled operand (torch.add with alpha: one pass)."""
         if _number(a) or _number(b):
             return self._value(a) + sign * self._value(b)
+        if isinstance(a, _Scaled) and isinstance(b, _Scaled) and sign == 1 and a.s + b.s == 1 \
+                and a.x.shape == b.x.shape and a.x.dtype == b.x.dtype:
+            # (1 - w) * x + w * y: torch.lerp(x, y, w), as torch.optim.Muon's momentum
+            # (buf.lerp_(grad, 1 - momentum)), the smaller weight as lerp's
+            x, y = (b.x, a.x) if a.s <= b.s else (a.x, b.x)
+            return torch.lerp(x, y, min(a.s, b.s))
         if isinstance(b, _Scaled):
             return _Axpy(a, b.x, sign * b.s)
         if isinstance(a, _Scaled) and sign == 1:
@@ -246,8 +253,10 @@ class Products:
             # a matrix's sum of squares (Muon's norm before its products): of the matrix rounded
             # to the products' dtype, as torch.optim.Muon takes the norm of its bfloat16 update
             # (accumulated in float32 or wider, no squares stored)
+            # (torch's norm of a bfloat16 tensor, rounded to bfloat16: its square is exact in
+            # the wider dtype, so the kernel's sqrt gives that norm back)
             wide = x.dtype or torch.promote_types(x.x.dtype, torch.float32)
-            return torch.linalg.vector_norm(self._low(x.x), dtype=wide).square()
+            return torch.linalg.vector_norm(self._low(x.x)).to(wide).square()
         return torch.sum(self._value(x), dtype=dtype)
 
     def asarray(self, x, dtype=None):
