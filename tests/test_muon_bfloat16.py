@@ -35,8 +35,9 @@ def test_equal_to_torch_muon_within_bfloat16_rounding(dtype, settings):
     for t, o, f in zip(theirs, ours, plain):
         # The same operations as torch's (bfloat16 products and addmm, update and norm
         # rounded to bfloat16 before the division) give the same bfloat16 update but where
-        # the float32 momentum (a lerp in torch, a multiply-add here) rounds differently and
-        # flips one bfloat16 rounding: an element then moves by one bfloat16 step of the
+        # a float32 value torch computes in another order (the Nesterov lerp from the other
+        # end, the weight decay as w - lr wd w) rounds differently and flips one bfloat16
+        # rounding: an element then moves by one bfloat16 step of the
         # update (2^-8 of its magnitude, <= 1) times lr (<= 0.04), and the Newton-Schulz
         # iteration spreads that over the matrix in the next steps. 2e-3 allows a few such
         # flips over 6 steps. match_rms_adamw scales the update by 0.2 sqrt(max(rows, cols))
