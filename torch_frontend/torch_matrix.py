@@ -198,6 +198,8 @@ class Products:
         """a + sign * b as an _Axpy of one scaled operand (torch.add with alpha: one pass)."""
         if _number(a) or _number(b):
             return self._value(a) + sign * self._value(b)
+        a = self._value(a) if isinstance(a, (_Product, _Square)) else a
+        b = self._value(b) if isinstance(b, (_Product, _Square)) else b
         if isinstance(a, _Scaled) and isinstance(b, _Scaled) and sign == 1 and a.s + b.s == 1 \
                 and a.x.shape == b.x.shape and a.x.dtype == b.x.dtype:
             # (1 - w) * x + w * y: torch.lerp(x, y, w), as torch.optim.Muon's momentum
