@@ -180,9 +180,15 @@ CPU_OPTIMIZERS = {
     "clippedadamw": ("mxnet2", {"wd": 0.01, "max_norm": 1.0}, "AdamW", {"lr": 1e-3, "weight_decay": 0.01}, "fused"),
     # matrix rules (their generated NumPy code: products through BLAS) on matrix layouts
     "muon": ("torch", {}, "Muon", {}, "single"),
+    # optforge.torch.Muon with torch's bfloat16 Newton-Schulz (its products through torch):
+    # runs after muon's rows whenever muon is named
+    "muon-bf16": ("torch", {"ns_dtype": "bfloat16"}, "Muon", {}, "single"),
     "adafactor": ("torch", {}, "Adafactor", {}, "foreach"),
 }
-MATRIX_OPTIMIZERS = ("muon", "adafactor")
+MATRIX_OPTIMIZERS = ("muon", "muon-bf16", "adafactor")
+# rows of optforge.torch on torch tensors (the name of its rule), not of the MXNet-style class on NumPy arrays
+TORCH_FRONTEND = {"muon-bf16": "muon"}
+COMPANIONS = {"muon": "muon-bf16"}      # measured with the rule named
 # A Muon step on a 4096 x 4096 matrix takes seconds on the CPU: the matrix rules sweep up
 # to 2^22 parameters (2048 x 2048) besides the issue's two matrices, with at most 5 steps
 # per side, so that both rules' rows finish in one run of a few minutes
@@ -214,6 +220,10 @@ def bytes_per_parameter(name, opt, weight):
     every weight-sized state read and written (or the 2-pass minimum of a rule with norms)."""
     if name in PASS_BYTES:
         return PASS_BYTES[name]
+    if name in TORCH_FRONTEND:      # the same rule's traffic
+        import optforge
+        rule = TORCH_FRONTEND[name]
+        return bytes_per_parameter(rule, optforge.create(rule, flavor=CPU_OPTIMIZERS[name][0]), weight)
     states = [s for s in _parts(opt.create_state(0, weight)) if getattr(s, "size", 0) == weight.size]
     return 4 * (3 + 2 * len(states))
 
@@ -233,6 +243,14 @@ def _timed(fn):
 def _cpu_optforge(name, shapes, rng):
     import optforge
     flavor, hyper, _, _, _ = CPU_OPTIMIZERS[name]
+    if name in TORCH_FRONTEND:      # optforge.torch's class on torch tensors (their memory)
+        import torch
+        import optforge.torch
+        params = [torch.from_numpy(rng.standard_normal(s, dtype=numpy.float32)).requires_grad_() for s in shapes]
+        for p in params:
+            p.grad = torch.from_numpy(rng.standard_normal(p.shape, dtype=numpy.float32))
+        opt = optforge.torch.create(TORCH_FRONTEND[name], params, flavor=flavor, lr=1e-3, **hyper)
+        return opt, opt.step
     opt = optforge.create(name, flavor=flavor, aggregate_num=len(shapes), **{"learning_rate": 1e-3, **hyper})
     weights = [rng.standard_normal(s, dtype=numpy.float32) for s in shapes]
     grads = [rng.standard_normal(s, dtype=numpy.float32) for s in shapes]
@@ -326,6 +344,8 @@ def run_cpu(min_log2=16, max_log2=26, repeat=20, threads=None, optimizers=None, 
     backend = native.backend()
     roofline = streaming_gbs(threads)
     names = optimizers or [n for n in CPU_OPTIMIZERS if n not in MATRIX_OPTIMIZERS]
+    names = [m for n in names for m in (n, COMPANIONS.get(n)) if m is not None]
+    names = [n for k, n in enumerate(names) if n not in names[:k]]
     if torch is not None:
         peer += peers_text(names)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())    # other jobs on the machine bias every number

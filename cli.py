@@ -105,9 +105,9 @@ def main(argv=None):
     bench.add_argument("--optimizers", default=None,
                        help="CPU: comma-separated subset of " + ",".join(
                            ("adam", "adamw", "sgd", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta",
-                            "lamb", "prodigy", "dadaptadam", "clippedadamw", "muon", "adafactor"))
-                       + " (default: all but muon and adafactor, which run "
-                       "only when named)")
+                            "lamb", "prodigy", "dadaptadam", "clippedadamw", "muon", "muon-bf16", "adafactor"))
+                       + " (default: all but muon and adafactor, which run only when named; muon also runs "
+                       "muon-bf16, optforge.torch.Muon with ns_dtype='bfloat16')")
     bench.add_argument("--no-models", action="store_true",
                        help="CPU: leave out the ResNet-50 and 1000 x 4096 layouts")
     bench.add_argument("--plot", default=None, metavar="FILE", help="CPU: a PNG of GB/s against size (matplotlib)")

@@ -39,6 +39,14 @@ SPEC_REFUSED = {
     },
 }
 
+# (flavor, spec key): the hyperparameter that runs a matrix rule's products in a lower
+# precision through torch (torch_frontend/torch_matrix.py), as torch.optim.Muon runs its
+# Newton-Schulz iteration in bfloat16. Only optforge.torch takes a value other than None:
+# the other families step NumPy (or CuPy) arrays, and NumPy has no bfloat16 matrix product
+TORCH_PRODUCTS = {
+    ("torch", "muon"): "ns_dtype",
+}
+
 MASTER_WEIGHTS = "master_weights"   # optforge's own keyword (torch_frontend/optimizer.py)
 
 # (flavor, spec key): param group entries torch.optim's class of the same name always holds
@@ -57,6 +65,24 @@ STEP_KINDS = {
     ("torch", "muon"): None,    # torch.optim.Muon keeps only momentum_buffer: the rule does not read t
     ("torch", "sparseadam"): "int",    # torch.optim.SparseAdam counts in a plain int
 }
+
+
+def products_dtype(spec, hyperparameters):
+    """The dtype name a rule's products run in through torch (TORCH_PRODUCTS), or None."""
+    name = TORCH_PRODUCTS.get((spec["flavor"], spec["key"]))
+    return hyperparameters.get(name) if name is not None else None
+
+
+def check_products(spec, hyperparameters):
+    """ValueError for a products dtype in a family that steps NumPy (or CuPy) arrays: NumPy
+    has no bfloat16 matrix product, and emulating one (float32 products of rounded values)
+    would be slower than the float32 products without torch's speed."""
+    dtype = products_dtype(spec, hyperparameters)
+    if dtype is not None:
+        name = TORCH_PRODUCTS[(spec["flavor"], spec["key"])]
+        raise ValueError(f"{spec['name']}: {name}={dtype!r} runs the matrix products in {dtype} through "
+                         f"torch, on torch tensors: only optforge.torch.{spec['name']} takes it (NumPy has "
+                         f"no {dtype} matrix product); here {name} must be None")
 
 
 def refused(spec):

@@ -647,6 +647,7 @@ class Muon(Optimizer):
         ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
         eps: float = 1e-07,
         ns_steps: int = 5,
+        ns_dtype: Literal['bfloat16'] | None = None,
         adjust_lr_fn: Literal['original', 'match_rms_adamw'] | None = None,
         weight_decay: float = 0.1,
         state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,

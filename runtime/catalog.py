@@ -11,7 +11,7 @@ import importlib
 import inspect
 from pathlib import Path
 
-from ..conventions import arguments
+from ..conventions import arguments, torch_keywords
 from ..conventions.flavors import decay_suffixes
 from . import registry, validation
 from .docstrings import class_docstring
@@ -106,7 +106,7 @@ def optimizer_class(module):
     }
     for meta in spec["hyperparameters"]:
         if not meta.get("list"):
-            namespace[meta["name"]] = _hyperparameter_property(meta)
+            namespace[meta["name"]] = _hyperparameter_property(meta, spec)
     for name, elements in listed.items():
         namespace[name] = _list_property(name, elements, spec)
     bases = (SpecOptimizer,)
@@ -139,13 +139,14 @@ def _list_property(name, elements, spec):
     return property(get, set_, doc=metas[elements[0]]["doc"])
 
 
-def _hyperparameter_property(meta):
+def _hyperparameter_property(meta, spec):
     name = meta["name"]
 
     def get(self):
         return self.engine.hyperparameters[name]
 
     def set_(self, value):
+        torch_keywords.check_products(spec, {name: validation.hyperparameter(meta, value)})
         self.engine.set_hyperparameter(name, value)
 
     return property(get, set_, doc=meta["doc"])

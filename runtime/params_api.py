@@ -14,6 +14,7 @@ import inspect
 
 from ..conventions.arguments import chosen, default_arguments, keywords, written
 from ..conventions.state_storage import KEYWORDS as STORAGE_KEYWORDS, MIN_8BIT_SIZE
+from ..conventions import torch_keywords
 from . import array_views, validation
 from .backends import array_module
 from .docstrings import class_docstring, hyperparameter_lines
@@ -51,10 +52,12 @@ def _but_lr(values):
     return tuple(item for item in values if item[0] != "lr")
 
 
-def build_engine(spec_class, group, storage=None):
+def build_engine(spec_class, group, storage=None, torch_tensors=False):
     """The rule's Engine for one group's torch-named values (lr and weight_decay validated
     too; ValueError names the argument at fault, and a rule's `requires` over them), with the
-    optimizer's state storage (`engine.storage.StateStorage` or None)."""
+    optimizer's state storage (`engine.storage.StateStorage` or None). `torch_tensors`:
+    optforge.torch's, whose rules may run their products in a lower precision through torch
+    (conventions/torch_keywords.TORCH_PRODUCTS); the other families refuse that."""
     spec = spec_class.SPEC
     lr = learning_rate(group["lr"])
     wd = weight_decay(group["weight_decay"])
@@ -76,6 +79,8 @@ def build_engine(spec_class, group, storage=None):
             except ValueError as err:
                 where = f"{keyword}[{i}]" if len(names) > 1 else keyword
                 raise ValueError(f"Invalid {where} value: {err}") from None
+    if not torch_tensors:
+        torch_keywords.check_products(spec, hyperparameters)
     engine = Engine(spec_class._module, hyperparameters, storage=storage)
     engine.check_settings(dict(hyperparameters, lr=lr, wd=wd))
     return engine

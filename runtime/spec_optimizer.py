@@ -12,6 +12,7 @@ import os
 import numpy
 
 from ..conventions.arguments import grouped, mxnet_arguments
+from ..conventions.torch_keywords import check_products
 from . import validation
 from ..conventions.state_storage import MIN_8BIT_SIZE
 from .engine import Engine, PreconditionError, StepError, StepInputs, low_precision, state_parts
@@ -34,6 +35,7 @@ class SpecOptimizer(Optimizer):
         storage = state_storage(kwargs.get("state_storage"), kwargs.get("min_8bit_size", MIN_8BIT_SIZE), spec["name"])
         self.engine = Engine(self._module, hyperparameters,
                              options.pop("lazy_update", spec["sparse_update"] == "lazy"), storage)
+        check_products(spec, self.engine.hyperparameters)     # NumPy arrays: products in the weight's dtype
         if "aggregate_num" in options and options["aggregate_num"] is None:
             options["aggregate_num"] = _aggregate_from_environment(spec["options"]["aggregate_num"])
         for name, value in options.items():

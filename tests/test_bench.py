@@ -104,9 +104,12 @@ def test_matrix_rules_run_on_matrix_layouts_against_torch():
                "--repeat", "2", "--optimizers", "muon,adafactor", "--no-models"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    # muon also measures optforge.torch.Muon with ns_dtype="bfloat16" (muon-bf16)
     assert [(r[0], r[1]) for r in rows] == [("muon", "16x16"), ("muon", "16x32"),
+                                            ("muon-bf16", "16x16"), ("muon-bf16", "16x32"),
                                             ("adafactor", "16x16"), ("adafactor", "16x32")]
-    assert [r[9] for r in rows] == ["single", "single", "foreach", "foreach"]   # torch.optim ran beside
+    assert [r[9] for r in rows] == ["single"] * 4 + ["foreach"] * 2   # torch.optim ran beside
+    assert {int(r[4]) for r in rows[:4]} == {20}     # the same rule's bytes: p, g, buffer
 
 
 def test_torch_loop_prints_every_case_with_the_overhead_target():

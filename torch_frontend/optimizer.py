@@ -48,7 +48,7 @@ from ..runtime.sparse import RowSparse
 from ..runtime.engine import StateMeta, StepInputs, reads_shape, state_dtype, state_parts
 from ..runtime.engine import group as group_values
 from ..runtime.engine import storage as stored_states
-from . import compiled, shards, tensors, torch_checks, torch_native
+from . import compiled, shards, tensors, torch_checks, torch_matrix, torch_native
 from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
@@ -156,7 +156,12 @@ class Optimizer(torch.optim.Optimizer):
             master = values.get("master_weights", False)
             if not isinstance(master, bool):
                 raise ValueError(f"Invalid master_weights: expected True or False, got {master!r}")
-            engine = params_api.build_engine(self.spec_class, values, self.storage)
+            engine = params_api.build_engine(self.spec_class, values, self.storage, torch_tensors=True)
+            products = torch_keywords.products_dtype(engine.spec, engine.hyperparameters)
+            if products is not None and master:
+                raise ValueError(f"optforge.torch.{type(self).__name__}: master_weights=True does not take "
+                                 f"{torch_keywords.TORCH_PRODUCTS[(engine.spec['flavor'], engine.spec['key'])]}"
+                                 f"={products!r} (its products run on the parameters' own dtype, as torch's)")
             if len(self._engines) >= _ENGINE_CACHE:
                 self._engines.clear()
             self._engines[key] = engine
@@ -411,8 +416,13 @@ class Optimizer(torch.optim.Optimizer):
         counted = []    # states whose step is a Python int
         differentiable = bool(group.get("differentiable"))
         # the torch-native path (torch_native.py): differentiable groups, and meta parameters
-        # (shapes only: the generated code on meta tensors computes nothing)
-        on_torch = differentiable or batch[0][2].is_meta
+        # (shapes only: the generated code on meta tensors computes nothing); a matrix rule's
+        # products in a lower precision (Muon's ns_dtype) run there too (torch_matrix.py)
+        products = torch_keywords.products_dtype(engine.spec, engine.hyperparameters)
+        on_torch = differentiable or batch[0][2].is_meta or products is not None
+        if products is not None and gathered:
+            raise ValueError(f"{type(self).__name__}: products in {products} do not take sharded (FSDP2) "
+                             f"parameters yet")
         if engine.grouped and (batch[0][2].is_meta or mode is not None):
             raise TypeError(f"{type(self).__name__}: its rule reduces over the whole param group (group_sum), "
                             "which meta parameters, and sharded (FSDP2) ones whose rule is not element-wise "
@@ -477,7 +487,9 @@ class Optimizer(torch.optim.Optimizer):
                 launch = engine.launch(ids, weights, grads, states, fused=not (reduced or on_torch))
             if not engine.grouped:
                 launch.plan(inputs)     # (group reductions: planned by _plan_groups)
-        if on_torch:      # the same plan, run by torch operations (under autograd if differentiable)
+        if products is not None:    # the same plan, its products in bfloat16 through torch
+            launch = torch_matrix.Launch(engine, launch, items, products)
+        elif on_torch:      # the same plan, run by torch operations (under autograd if differentiable)
             launch = torch_native.Launch(engine, launch, items, differentiable)
 
         def finish():

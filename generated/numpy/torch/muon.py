@@ -49,7 +49,8 @@ SPEC = {
         'A tall matrix (rows > cols) is orthogonalised through its transpose, as torch, so that the Gram matrix is the smaller one (cols x cols).',
     ],
     'deviations': [
-        "torch runs the Newton-Schulz iteration in bfloat16; optforge runs it in the weight's dtype (float32, or float64 for float64 weights), so results agree with torch.optim.Muon to about 1e-2 relative, and with torch's algorithm without the bfloat16 cast to float64 rounding.",
+        "By default (ns_dtype = None) optforge runs the Newton-Schulz iteration in the weight's dtype (float32, or float64 for float64 weights), where torch runs it in bfloat16: results agree with torch.optim.Muon to about 1e-2 relative, and with torch's algorithm without the bfloat16 cast to float64 rounding.",
+        'ns_dtype = "bfloat16" runs it as torch does, on torch tensors only (optforge.torch.Muon; the NumPy families refuse it): products in bfloat16 through torch, the iteration carried in bfloat16, the result back in the weight\'s dtype where it is added to the weight. The update and its norm are rounded to bfloat16 before the division, as torch\'s (torch sums the squares of the bfloat16 update, optforge of the update in the weight\'s dtype: the norm rounds to the same bfloat16 value but in rare ties). The momentum buffer is torch\'s lerp; the Nesterov update is a lerp from the buffer\'s end (torch: grad.lerp(buf, momentum), from the gradient\'s) and the weight decay w - lr wd w (torch: w (1 - lr wd)), which round differently in float32 and now and then flip one bfloat16 rounding of the update.',
     ],
     'spec': 'specs/torch/muon.toml',
     'learning_rate': 0.001,
@@ -118,6 +119,14 @@ SPEC = {
             'range': [1.0, 99.0, True, True],
             'range_text': '[1, 99]',
             'doc': 'Newton-Schulz iterations (torch refuses 100 or more).',
+        },
+        {
+            'name': 'ns_dtype',
+            'type': 'enum',
+            'default': None,
+            'optional': True,
+            'choices': ['bfloat16'],
+            'doc': "dtype of the Newton-Schulz iteration: None (the default) the weight's; bfloat16 as torch.optim.Muon (torch tensors only: optforge.torch.Muon).",
         },
         {
             'name': 'adjust_lr_fn',
