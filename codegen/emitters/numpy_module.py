@@ -13,7 +13,7 @@ from ..printers.host import HostPrinter
 from ..ir import COLS, DEVICE, ROWS
 from ..schedule import Step, schedule
 from ..tac import REDUCTION_OPS, WHOLE_OPS, Scalar, Val, lower, symmetric
-from ..matrix_stages import in_place
+from ..matrix_stages import Stage, in_place
 from .c_stages import stage_programs, stage_scalars
 from .templates import environment, render_limited
 
@@ -96,7 +96,8 @@ def _variant(rule, key, variant, host, arrays, state_classes, staged=None):
     kernel_lines, stage_lines = [], []
     if rule.matrix:
         kernel_lines = matrix_kernel_lines(program, rule.matrix)
-        if staged is not None:
+        if staged is not None and any(isinstance(item, Stage) for item in staged[1]):
+            # (a variant that is library calls alone has no stage kernels to call)
             stage_lines = matrix_kernel_lines(staged[0], rule.matrix, staged[1], f"{rule.key}_{variant.name}")
     else:
         plan = schedule(program, state_classes)
