@@ -175,3 +175,26 @@ def html5_error(text):
         (line, col), code, _ = parser.errors[0]
         return f"{line}:{col}: {code}"
     return None
+
+
+def count_stage_runs(monkeypatch):
+    """The list each native stage-driver run (runtime/backends/native_matrix.run) appends its
+    result to, so a comparison can show the stage kernels ran, not the NumPy fallback;
+    skips when there is no C++ compiler."""
+    import pytest
+    from optforge.runtime.backends import native_build, native_matrix
+    try:
+        native_build.compiler()
+    except native_build.CompilerMissing as err:
+        pytest.skip(f"no C++ compiler: {err}")
+    calls = []
+    original = native_matrix.run
+
+    def counted(*args):
+        ran = original(*args)
+        calls.append(ran)
+        return ran
+
+    monkeypatch.setattr(native_matrix, "run", counted)
+    return calls
+

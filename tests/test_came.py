@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import optforge
+from support import count_stage_runs
 
 torch = pytest.importorskip("torch")
 came_pytorch = pytest.importorskip("came_pytorch")
@@ -120,21 +121,9 @@ def test_params_style_came_equals_came_pytorch_in_float64(theirs, _):
 
 
 def test_native_stage_kernels_equal_step_in_float32(monkeypatch):
-    from optforge.runtime.backends import native, native_build, native_matrix
-    try:
-        native_build.compiler()
-    except native_build.CompilerMissing as err:
-        pytest.skip(f"no C++ compiler: {err}")
+    from optforge.runtime.backends import native
+    ran = count_stage_runs(monkeypatch)
     monkeypatch.setenv(native.BACKEND_ENV, "native")
-    ran = []
-    original = native_matrix.run
-
-    def counted(*args):
-        result = original(*args)
-        ran.append(result)
-        return result
-
-    monkeypatch.setattr(native_matrix, "run", counted)
     shapes = SHAPES[:3] + SHAPES[4:] + [(130, 600)]     # a 0-d weight has no matrix view
     rng = np.random.default_rng(4)
     fused, plain = (optforge.create("came", learning_rate=LRS[0], wd=WD, rescale_grad=0.7, clip_gradient=0.6,

@@ -24,7 +24,7 @@ import pytest
 import optforge
 from optforge.codegen.matrix_stages import Library, Marker, Stage, split
 from optforge.runtime.backends import native, native_build, native_matrix
-from support import signed
+from support import count_stage_runs, signed
 
 BEGIN = 4
 STEPS = 6
@@ -46,20 +46,7 @@ CASES = [
 @pytest.fixture(autouse=True)
 def stage_calls(monkeypatch):
     """Parameter steps the stage kernels ran (a comparison must not see the NumPy fallback)."""
-    try:
-        native_build.compiler()
-    except native_build.CompilerMissing as err:
-        pytest.skip(f"no C++ compiler: {err}")
-    calls = []
-    original = native_matrix.run
-
-    def counted(*args):
-        ran = original(*args)
-        calls.append(ran)
-        return ran
-
-    monkeypatch.setattr(native_matrix, "run", counted)
-    return calls
+    return count_stage_runs(monkeypatch)
 
 
 def _pair(flavor, name, hyper, clip):
