@@ -98,7 +98,7 @@ class Analysis:
 class GroupStage:
     """The partials stage of a rule with group reductions (codegen/group_stage.py)."""
 
-    rule: object                  # the partials Rule
+    rule: object                  # the partials Rule (None without group reductions)
     atoms: tuple                  # its condition atoms
     variants: dict                # key -> Variant, named group_<name>
     reductions: tuple             # of group_stage.GroupReduction
@@ -112,7 +112,9 @@ def analyse(rule):
     step = grouped.step if grouped else rule
     atoms, variants = _variants(step)
     group = None
-    if grouped:
+    if grouped and grouped.partials is None:
+        group = GroupStage(None, (), {}, ())
+    elif grouped:
         group_atoms, group_variants = _variants(grouped.partials)
         for variant in group_variants.values():
             variant.name = "group_" + variant.name

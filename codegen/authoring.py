@@ -42,7 +42,7 @@ def check_spec(path):
     count = len({hp.list or hp.name for hp in rule.hyperparameters})    # a list counts once
     summary = (f"{rule.name} ({rule.flavor}): {count} hyperparameters, "
                f"{len(rule.states)} states, {len(analysis.variants)} variants")
-    if analysis.group is not None:     # (codegen/group_stage.py)
+    if analysis.group is not None and analysis.group.reductions:     # (codegen/group_stage.py)
         reductions = len(analysis.group.reductions)
         summary += (f", {reductions} group reduction{'s' if reductions > 1 else ''} "
                     f"(a partials stage of {len(analysis.group.variants)} variants before the update)")

@@ -37,7 +37,7 @@ class GroupReduction:
 @dataclass(frozen=True)
 class GroupSplit:
     step: object        # the step Rule (group reductions replaced by host inputs)
-    partials: object    # the partials Rule
+    partials: object    # the partials Rule (None: group states and no group reduction)
     reductions: tuple   # of GroupReduction, in order of appearance
 
 
@@ -79,6 +79,8 @@ def split(rule):
             stmt = replace(stmt, expr=stmt.expr.xreplace(replaced))
         step_statements.append(stmt)
     step = replace(rule, statements=step_statements)
+    if not reductions:      # group states alone: nothing to add up before the step
+        return GroupSplit(step, None, ())
     return GroupSplit(step, _partials_rule(rule, reductions, last), tuple(r for r, _, _ in reductions))
 
 

@@ -14,7 +14,7 @@ from . import targets
 
 
 def numpy_files(rule, analysis, spec_path, name):
-    group = group_module(name).rpartition(".")[2] if analysis.group is not None else ""
+    group = group_module(name).rpartition(".")[2] if analysis.group is not None and analysis.group.rule else ""
     return {f"numpy/{name.replace('.', '/')}.py": numpy_module.render(rule, analysis, spec_path, group)}
 
 
@@ -59,7 +59,7 @@ def render_spec(rule, analysis, spec_path, name):
     with group reductions also gets its partials stage as a generated rule of its own (the
     same emitters, module `group_module(name)`): every target runs it as any rule."""
     files = {}
-    if analysis.group is not None:
+    if analysis.group is not None and analysis.group.rule is not None:
         group = analysis.group
         files.update(render_spec(group.rule, Analysis(group.rule, group.atoms, group.variants), spec_path,
                                  group_module(name)))

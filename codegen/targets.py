@@ -74,7 +74,7 @@ def coverage(rule, analysis):
         return Coverage(None, _library_text(used) if used else "")
     pairs = [(rule, lower(variant, rule)) for variant in analysis.variants.values()]
     group = getattr(analysis, "group", None)
-    if group is not None:   # the partials stage (group_stage.py) runs on the same targets first
+    if group is not None and group.rule is not None:   # the partials stage (group_stage.py) runs on the same targets first
         pairs += [(group.rule, lower(variant, group.rule)) for variant in group.variants.values()]
     for owner, program in pairs:
         gap = _passes_gap(owner, program)

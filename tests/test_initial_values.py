@@ -320,7 +320,7 @@ def test_infinite_and_nan_defaults_refused_with_their_position(tmp_path, entry, 
 
 @pytest.mark.parametrize("states, message", [
     ('w0 = "zeros"', "never written by the update (only a copy of the weight"),
-    ('w0 = { init = "d0", shape = "rows" }', "has the weight's shape or is a scalar"),
+    ('w0 = { init = "d0", shape = "rows" }', "has the weight's shape, is a scalar"),
     ('w0 = { init = "d0", shape = "scalar", when = "d0 > 1" }', "always exists: remove 'when'"),
 ])
 def test_read_only_and_hyperparameter_states_refused_where_meaningless(tmp_path, states, message):

@@ -230,10 +230,12 @@ p0 = "weight"
 def test_a_group_rule_runs_in_every_layout_on_every_target(tmp_path, folder, monkeypatch):
     """Group values differ with the split of the parameters into groups: each target runs in
     every layout against step in the same one. The CUDA target's partials stage runs on the
-    host arrays (it raised without a GPU: the CuPy code ran on DeviceArrays)."""
+    host arrays (it raised without a GPU: the CuPy code ran on DeviceArrays). The partials are
+    sums the kernels add in another order than NumPy's: the targets agree within the
+    verifier's ulp tolerance, not bit for bit."""
     monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
     cls, label, covered = resolve(spec(tmp_path, GROUPED, "grouped"))
-    assert covered.gap is None and covered.exact     # the step has no reductions; partials are shared
+    assert covered.gap is None and not covered.exact     # every target has kernels; partials are sums
     shapes = verifier.scenario.shapes_for(cls.SPEC)
     layouts = runs.layouts(len(shapes))
     assert [[len(g) for g in layout] for layout in layouts] == [[5], [1, 2, 2]]
@@ -245,12 +247,13 @@ def test_a_group_rule_runs_in_every_layout_on_every_target(tmp_path, folder, mon
     text = assert_agrees(report)
     assert report.layouts == ("groups of 5", "groups of 1+2+2"), text
     statuses = {o.target: o.status for o in report.outcomes}
-    assert statuses["CUDA compiled for the host"] == "bit-identical", text
+    assert statuses["CUDA compiled for the host"] in ("bit-identical", "within tolerance"), text
 
 
 def test_the_verifier_compares_the_group_states(tmp_path, folder, monkeypatch):
-    """A native path whose group state is off by 2^-30 after the step (the weights of that
-    step still right) is a disagreement naming the step, the group and the state."""
+    """A native path whose group state is off by 2^-12 after the step (the weights of that
+    step still right; beyond the 1024-ulp float32 tolerance of a rule whose partials are sums)
+    is a disagreement naming the step, the group and the state."""
     monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(tmp_path / "cache"))
     cls, label, covered = resolve(spec(tmp_path, GROUPED, "grouped"))
     updates = group_values.updates
@@ -258,7 +261,7 @@ def test_the_verifier_compares_the_group_states(tmp_path, folder, monkeypatch):
     def wrong(engine, planned):
         found = updates(engine, planned)
         if os.environ.get(native.BACKEND_ENV) == "native":     # (the native targets demand it)
-            found = {name: value * (1 + 2.0 ** -30) for name, value in found.items()}
+            found = {name: value * (1 + 2.0 ** -12) for name, value in found.items()}
         return found
     monkeypatch.setattr(group_values, "updates", wrong)
     report = verify(cls, label, covered, folder, cuda=False, torch=False, dtypes=("float32",), quick=True)

@@ -47,7 +47,7 @@ def render(rule, analysis, spec_path, group_module=""):
                 for key, variant in analysis.variants.items()]
     modes = [dict(_variant(mode_rule, None, variant, host, arrays, state_classes), mode=mode)
              for mode, (mode_rule, variant) in analysis.modes.items()]
-    group = _group_stage(analysis.group, group_module) if analysis.group else None
+    group = _group_stage(analysis.group, group_module, rule) if analysis.group else None
 
     skip_text, skip_inputs = "", []
     if rule.skip_if is not None:
@@ -79,13 +79,14 @@ def render(rule, analysis, spec_path, group_module=""):
     ).rstrip("\n") + "\n"
 
 
-def _group_stage(group, module):
-    """What the template needs of a rule's group reductions (codegen/group_stage.py); the
-    partials stage is a generated module of its own (`render.group_module`)."""
+def _group_stage(group, module, rule):
+    """What the template needs of a rule's group reductions and group states
+    (codegen/group_stage.py); the partials stage is a generated module of its own
+    (`render.group_module`), None for a rule with group states and no group reduction."""
     return {
         "reductions": [(r.op, r.value, r.partial) for r in group.reductions],
-        "states": [st.name for st in group.rule.states if st.shape == "group"],
-        "module": module,
+        "states": [st.name for st in rule.states if st.shape == "group"],
+        "module": module or None,
     }
 
 

@@ -94,6 +94,8 @@ def partials(engine, indices, weights, grads, states, inputs, group_states, fuse
     apply (`fused`), else its NumPy code. Parameters the rule skips this step (skip_if)
     contribute nothing."""
     reductions = engine.module.GROUP["reductions"]
+    if not reductions:      # group states alone: no partials stage
+        return {}
     stage = engine.group_engine()
     metas = [stage.states[partial] for _, _, partial in reductions]
     written, staged = [], []
@@ -124,6 +126,8 @@ def partials(engine, indices, weights, grads, states, inputs, group_states, fuse
 def values(engine, indices, weights, grads, states, inputs, group_states, reduce=None, fused=True):
     """The step inputs of a group's reductions ({`_group<k>`: float}), from these parameters'
     partials; `reduce(ops, values)` combines them across ranks (sharded runs)."""
+    if not engine.module.GROUP["reductions"]:     # group states alone
+        return {}
     found = partials(engine, indices, weights, grads, states, inputs, group_states, fused)
     ops = [op for op, _, _ in engine.module.GROUP["reductions"]]
     combined = [combine(op, found[value]) for op, value, _ in engine.module.GROUP["reductions"]]
