@@ -116,8 +116,6 @@ def _partials_rule(rule, reductions, last):
             continue
         statements.append(_renamed(stmt, renamed))
     partial_states = tuple(State(r.partial, 0.0, "weight", "scalar", device=True) for r, _, _ in reductions)
-    seen = set()
-    partial_states = tuple(st for st in partial_states if not (st.name in seen or seen.add(st.name)))
     return replace(rule, statements=statements, states=rule.states + partial_states, skip_if=rule.skip_if,
                    requires=None, modes={})
 

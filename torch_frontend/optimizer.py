@@ -284,8 +284,7 @@ class Optimizer(torch.optim.Optimizer):
         for launch, finish in pending:
             by_group.setdefault(id(finish.grouped[1]), []).append((launch, finish))
         for members in by_group.values():
-            launch0, (inputs0, group) = members[0][0], members[0][1].grouped
-            engine = launch0.engine
+            engine, group = members[0][0].engine, members[0][1].grouped[1]
             held = params_api.group_states(engine, group)
             found = {}
             for launch, finish in members:
@@ -294,17 +293,15 @@ class Optimizer(torch.optim.Optimizer):
                                                            launch.grads, launch.states, inputs, held,
                                                            bool(launch.fused)).items():
                     found.setdefault(name, []).extend(partial)
-            ops = {value: op for op, value, _ in engine.module.GROUP["reductions"]}
-            combined = {name: group_values.combine(ops[name], partial) for name, partial in found.items()}
+            combined = group_values.combined(engine, found)
             mesh = _group_shards(group)
             if mesh:    # FSDP2: each rank summed its shards; the group's values are over every rank
+                ops = {value: op for op, value, _ in engine.module.GROUP["reductions"]}
                 combined = shards.all_reduced_group(combined, ops, mesh)
-            updates = []
             for launch, finish in members:
                 launch.plan(finish.grouped[0]._replace(group={**held, **combined}))
-                updates.append(launch)
 
-            def write(group=group, launches=updates):
+            def write(group=group, launches=[launch for launch, _ in members]):
                 for launch in launches:
                     group.update(launch.group_updates)
             members[-1][1].after = write

@@ -381,12 +381,12 @@ class Launch:
 
     group_updates = None    # rules with group reductions: the group states' new values after run()
 
-    def plan(self, inputs, reduce=None):
+    def plan(self, inputs):
         """Every parameter's Plan for `StepInputs`, and the native kernels they run built. A
         rule with group reductions runs its partials stage over these parameters first (they
-        are the group; `inputs.group` holds the group states, `reduce` combines the group
-        values across ranks; a frontend that split the group into several launches gives the
-        values it combined in `inputs.group` instead) and sets `group_updates`."""
+        are the group; `inputs.group` holds the group states; a frontend that split the group
+        into several launches gives the values it combined in `inputs.group` instead) and sets
+        `group_updates`."""
         engine = self.engine
         if engine.grouped:
             from . import group
@@ -394,7 +394,7 @@ class Launch:
             found = {name: value for name, value in (inputs.group or {}).items() if name.startswith("_group")}
             if not found:   # (a frontend that split the group into batches gives the values it combined)
                 found = group.values(engine, self.indices, self.masters or self.weights, self.grads, self.states,
-                                     inputs, held, reduce, bool(self.fused))
+                                     inputs, held, bool(self.fused))
             inputs = inputs._replace(group={**held, **found})
         planned = engine.plans(self.indices, self.masters or self.weights, self.states, inputs)
         if engine.grouped:

@@ -123,17 +123,15 @@ def partials(engine, indices, weights, grads, states, inputs, group_states, fuse
     return out
 
 
-def values(engine, indices, weights, grads, states, inputs, group_states, reduce=None, fused=True):
-    """The step inputs of a group's reductions ({`_group<k>`: float}), from these parameters'
-    partials; `reduce(ops, values)` combines them across ranks (sharded runs)."""
-    if not engine.module.GROUP["reductions"]:     # group states alone
-        return {}
-    found = partials(engine, indices, weights, grads, states, inputs, group_states, fused)
-    ops = [op for op, _, _ in engine.module.GROUP["reductions"]]
-    combined = [combine(op, found[value]) for op, value, _ in engine.module.GROUP["reductions"]]
-    if reduce is not None:
-        combined = reduce(ops, combined)
-    return dict(zip(found, combined))
+def combined(engine, found):
+    """The step inputs of a group's reductions ({`_group<k>`: float}) from the partials of
+    every parameter of the group (`partials`' lists, gathered over all of its launches)."""
+    return {value: combine(op, found.get(value, [])) for op, value, _ in engine.module.GROUP["reductions"]}
+
+
+def values(engine, indices, weights, grads, states, inputs, group_states, fused=True):
+    """The step inputs of a group's reductions when these parameters are the whole group."""
+    return combined(engine, partials(engine, indices, weights, grads, states, inputs, group_states, fused))
 
 
 def updates(engine, planned):
