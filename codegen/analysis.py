@@ -25,7 +25,7 @@ from sympy.core.parameters import distribute
 
 from . import group_stage
 from .errors import SpecError
-from .functions import (COL_REDUCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, Clip, IsNone, MatMul, Normal,
+from .functions import (COL_REDUCTIONS, ROW_REDUCTIONS, SQUARE_FUNCTIONS, WHOLE_REDUCTIONS, Clip, IsNone, MatMul, Normal,
                         StringLiteral, Transpose, Where)
 from .ir import BUILTINS, COLS, DEVICE, HOST, ROWS, TENSOR, If, Loop, join_kinds
 
@@ -340,7 +340,7 @@ def _kind_of(expr, kinds, memo):
     elif isinstance(expr, Transpose):
         inner = _kind_of(expr.args[0], kinds, memo)
         found = {ROWS: COLS, COLS: ROWS}.get(inner, inner)
-    elif isinstance(expr, (Normal, MatMul)):
+    elif isinstance(expr, (Normal, MatMul, *SQUARE_FUNCTIONS)):
         found = TENSOR
     elif isinstance(expr, sympy.Symbol):
         found = kinds.get(expr.name, HOST)

@@ -258,6 +258,23 @@ class MatMul(sympy.Function):
     nargs = 2
 
 
+class InverseRoot(sympy.Function):
+    """`inverse_root(a, p)`: a^(-1/p) of each square symmetric matrix `a` of the view, through
+    its eigendecomposition a = Q diag(w) Q^T: Q diag(sign(w) |w|^(-1/p)) Q^T (for a positive
+    definite `a`, as Shampoo's preconditioners, the principal inverse p-th root; the same
+    value as u diag(s^(-1/p)) v^T of its SVD)."""
+
+    nargs = 2
+
+
+class Eigh(sympy.Function):
+    """`eigh(a)`: the eigenvectors (columns, orthonormal) of each square symmetric matrix `a`
+    of the view, in ascending order of their eigenvalues (LAPACK's syevd, as numpy.linalg.eigh;
+    the sign of each column is the library's)."""
+
+    nargs = 1
+
+
 class GroupSum(sympy.Function):
     """`group_sum(x)`: the sum over every parameter of the group of a per-tensor value `x`
     (a whole-tensor reduction or a per-tensor scalar), in float64; one host value per step."""
@@ -286,7 +303,9 @@ GROUP_OPS = {GroupSum: "sum", GroupMax: "max", GroupMin: "min"}
 
 
 # Functions that need the weight seen as a matrix
-MATRIX_FUNCTIONS = COL_REDUCTIONS + (Transpose, MatMul)
+MATRIX_FUNCTIONS = COL_REDUCTIONS + (Transpose, MatMul, InverseRoot, Eigh)
+# Functions of a square matrix (a product such as matmul(g, transpose(g)) or a square state)
+SQUARE_FUNCTIONS = (InverseRoot, Eigh)
 
 
 class Normal(sympy.Function):
@@ -336,6 +355,8 @@ FUNCTIONS = {
     "col_min": (ColMin, (1,)),
     "transpose": (Transpose, (1,)),
     "matmul": (MatMul, (2,)),
+    "inverse_root": (InverseRoot, (2,)),
+    "eigh": (Eigh, (1,)),
     "normal": (Normal, (2,)),
     "group_sum": (GroupSum, (1,)),
     "group_max": (GroupMax, (1,)),

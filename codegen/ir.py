@@ -14,6 +14,9 @@ import sympy
 HOST = "host"        # a float64 scalar computed once per step per parameter
 DEVICE = "device"    # a scalar produced by a reduction: stays with the arrays
 ROWS = "rows"        # one value per row, shape (rows, 1)
+# States of one square matrix per matrix of the view (Shampoo's preconditioners), by their
+# symbolic shape: the kind stays TENSOR, the parser and the matrix stages read the shape
+SQUARE_SHAPES = {"rows_by_rows": ("rows", "rows"), "cols_by_cols": ("cols", "cols")}
 COLS = "cols"        # one value per column, shape (1, cols) (matrix rules)
 TENSOR = "tensor"    # one value per element (or a matrix of another shape: see `shape`)
 KIND_ORDER = {HOST: 0, DEVICE: 1, ROWS: 2, COLS: 2, TENSOR: 3}
@@ -79,6 +82,7 @@ class State:
     init: object                 # "zeros" | "weight" | a float (scalar states)
     dtype: str = "weight"        # "weight" (the weight's dtype) | "float32"
     shape: str = "weight"        # "weight" | "rows" | "cols" | "scalar" | "group" (one float64 per param group)
+                                 # | "rows_by_rows" | "cols_by_cols" (a square matrix per matrix of the view)
     when: object = None          # sympy boolean over hyperparameters, or None (always)
     when_text: str = ""
     doc: str = ""
@@ -90,7 +94,13 @@ class State:
     def kind(self):
         if self.device:
             return DEVICE
-        return {"weight": TENSOR, "rows": ROWS, "cols": COLS, "scalar": HOST, "group": HOST}[self.shape]
+        return {"weight": TENSOR, "rows": ROWS, "cols": COLS, "scalar": HOST, "group": HOST,
+                "rows_by_rows": TENSOR, "cols_by_cols": TENSOR}[self.shape]
+
+    @property
+    def matrix_shape(self):
+        """The symbolic shape of a square state in the matrix view, else None."""
+        return SQUARE_SHAPES.get(self.shape)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from ..conventions.flavors import DEFAULT_FLAVOR
 from ..conventions.reserved import CLASS_ATTRIBUTES
 from .errors import Cascade, SpecError, SpecErrors
 from .functions import COL_REDUCTIONS, MATRIX_FUNCTIONS, REDUCTION_FUNCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, Normal
-from .ir import (BUILTINS, HOST, MATRIX_VIEWS, OPTIONS, SHAPE_INPUTS, Assign, Hyperparameter, If, Location,
+from .ir import (BUILTINS, HOST, MATRIX_VIEWS, OPTIONS, SHAPE_INPUTS, SQUARE_SHAPES, Assign, Hyperparameter, If, Location,
                  Loop, Range, Rule, State)
 from .ir import walk as walk_statements
 from .parser import BOOL, NUM, RESERVED, FormulaParser, Name
@@ -146,7 +146,8 @@ class _Loader:
             if statements or not self._update_failed:   # a wrong statement still counts as assigning its target
                 self._check_writes(statements, states)
         for st in states:
-            names[st.name] = Name(st.name, st.kind, NUM, "state", False, True, group=st.shape == "group")
+            names[st.name] = Name(st.name, st.kind, NUM, "state", False, True, group=st.shape == "group",
+                                  shape=st.matrix_shape)
         skip_if, skip_text = None, ""
         if "skip_if" in self.data:
             skip_text = self._string("skip_if")
@@ -194,7 +195,7 @@ class _Loader:
         uses = any((isinstance(stmt, Assign) and stmt.expr.has(*MATRIX_FUNCTIONS))
                    or (isinstance(stmt, Loop) and isinstance(stmt.count, str))   # repeated by NumPy code
                    for stmt in walk_statements(statements))
-        return "first_rest" if uses or any(st.shape == "cols" for st in states) else ""
+        return "first_rest" if uses or any(st.shape in ("cols", *SQUARE_SHAPES) for st in states) else ""
 
     def _modes(self, names, states):
         """[modes]: {"train": block, "eval": block}, each a straight-line, element-wise rewrite
@@ -209,7 +210,8 @@ class _Loader:
         for key in MODES:
             if key not in table:
                 raise self.error(f"[modes] needs both {' and '.join(MODES)}; '{key}' is missing", "modes")
-        if self.data.get("matrix") or any(st.shape in ("rows", "cols") or st.when is not None for st in states):
+        if self.data.get("matrix") or any(st.shape in ("rows", "cols", *SQUARE_SHAPES) or st.when is not None
+                                          for st in states):
             raise self.error("[modes] is for element-wise rules whose states always exist (no matrix "
                              "view, no row or column states, no state with 'when')", "modes")
         for name in MODE_METHODS:   # the classes of a rule with modes have these methods
@@ -302,7 +304,8 @@ class _Loader:
         for _ in range(2):
             scope = dict(names)
             for st in states:
-                scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True, group=st.shape == "group")
+                scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True, group=st.shape == "group",
+                                  shape=st.matrix_shape)
             errors = []
             parser = self.parser("update", scope, errors)
             before = len(self.errors)
@@ -551,6 +554,8 @@ class _Loader:
                              "a number (a per-parameter scalar) or a hyperparameter's name", *keys)
         init = entry["init"]
         shape = entry.get("shape")
+        if shape in SQUARE_SHAPES:
+            return self._square_state(name, entry, keys, names)
         if isinstance(init, str) and init not in ("zeros", "weight"):
             return self._hyperparameter_state(name, entry, keys, names)
         if isinstance(init, bool) or not (isinstance(init, (int, float)) or init in ("zeros", "weight")):
@@ -564,8 +569,8 @@ class _Loader:
             shape, init = shape or "scalar", float(init)
         shape = shape or "weight"
         if shape not in ("weight", "rows", "cols", "scalar", "group"):
-            raise self.error(f"state shape '{shape}' is not \"weight\", \"rows\", \"cols\", \"scalar\" "
-                             "or \"group\"", *keys, "shape", value=True)
+            raise self.error(f"state shape '{shape}' is not \"weight\", \"rows\", \"cols\", \"scalar\", "
+                             "\"group\", \"rows_by_rows\" or \"cols_by_cols\"", *keys, "shape", value=True)
         if shape in ("scalar", "group") and not isinstance(init, float):
             raise self.error(f"a {shape} state needs a number or a hyperparameter's name as init", *keys)
         if shape == "group" and "when" in entry:
@@ -578,17 +583,45 @@ class _Loader:
         dtype = entry.get("dtype", "weight")
         if dtype not in ("weight", "float32"):
             raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
-        when, when_text = None, entry.get("when", "")
-        if "when" in entry:
-            if not isinstance(when_text, str):
-                raise self.error("'when' must be a condition string such as \"momentum != 0\"",
-                                 *keys, "when", value=True)
-            parser = FormulaParser(names, self.spec.owner(*keys).path, self._inline_origin(keys + ("when",)),
-                                   poisoned=self.poisoned, verbatim=self.spec.verbatim(*keys, "when"))
-            when = parser.parse_condition(when_text, ("hyperparameter", "shape input"))
+        when, when_text = self._when(entry, keys, names)
         doc = entry.get("doc", "")
         quantize = self._quantize(entry, keys, shape == "weight" and init != "weight", shape)
         return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys), quantize=quantize)
+
+    def _when(self, entry, keys, names):
+        """A state's `when`: (sympy condition over hyperparameters and shape inputs, its text),
+        or (None, "") for a state that always exists."""
+        when_text = entry.get("when", "")
+        if "when" not in entry:
+            return None, ""
+        if not isinstance(when_text, str):
+            raise self.error("'when' must be a condition string such as \"momentum != 0\"",
+                             *keys, "when", value=True)
+        parser = FormulaParser(names, self.spec.owner(*keys).path, self._inline_origin(keys + ("when",)),
+                               poisoned=self.poisoned, verbatim=self.spec.verbatim(*keys, "when"))
+        return parser.parse_condition(when_text, ("hyperparameter", "shape input")), when_text
+
+    def _square_state(self, name, entry, keys, names):
+        """A (rows, rows) or (cols, cols) state, one per matrix of the view (Shampoo's
+        preconditioners): init "zeros", or a multiple of the identity, "identity" (1), a
+        number or a numeric hyperparameter's name (Shampoo's epsilon * I)."""
+        init, shape = entry["init"], entry["shape"]
+        if isinstance(init, bool) or not isinstance(init, (int, float, str)) or init == "weight":
+            raise self.error(f"a {shape} state starts as \"zeros\", \"identity\", a number or a numeric "
+                             "hyperparameter's name (that multiple of the identity)", *keys, "init", value=True)
+        if isinstance(init, str) and init not in ("zeros", "identity"):
+            meta = names.get(init)
+            if meta is None or meta.role != "hyperparameter" or meta.type != NUM or meta.optional or meta.list_of:
+                raise self.error(f"state init {init!r} is not \"zeros\", \"identity\", a number or the name of a "
+                                 "numeric hyperparameter that is never None", *keys, "init", value=True)
+        if isinstance(init, (int, float)):
+            init = float(init)
+        dtype = entry.get("dtype", "weight")
+        if dtype not in ("weight", "float32"):
+            raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
+        when, when_text = self._when(entry, keys, names)
+        return State(name, init, dtype, shape, when, when_text, entry.get("doc", ""), self.loc(*keys),
+                     quantize=self._quantize(entry, keys, False, shape))
 
     def _quantize(self, entry, keys, default, shape):
         """A state's `quantize`: "signed", "unsigned" or "" (never stored quantized). The
@@ -621,7 +654,8 @@ class _Loader:
         shape = entry.get("shape", "weight")
         if shape not in ("weight", "scalar", "group"):
             raise self.error(f"a state initialised from a hyperparameter has the weight's shape, is a scalar "
-                             f"(shape = \"scalar\") or one value per group (shape = \"group\"), not '{shape}'",
+                             f"(shape = \"scalar\"), one value per group (shape = \"group\") or that multiple "
+                             f"of the identity (shape = \"rows_by_rows\" or \"cols_by_cols\"), not '{shape}'",
                              *keys, "shape", value=True)
         if "when" in entry:
             raise self.error("a state initialised from a hyperparameter always exists: remove 'when'",

@@ -2,8 +2,8 @@
 
 The native kernels of a matrix rule (docs/architecture.md, "Matrix-shaped rules") run
 its `TensorProgram` as a sequence of items:
-- `Library`: an instruction that is not element-wise (`matmul`, `transpose`, and the
-  reductions `norm`, `sum`, `max`, `min`, `row_*`, `col_*`), run by the array module (BLAS
+- `Library`: an instruction that is not element-wise (`matmul`, `transpose`,
+  `inverse_root`, `eigh`, and the reductions `norm`, `sum`, `max`, `min`, `row_*`, `col_*`), run by the array module (BLAS
   products, NumPy reductions);
 - the loop markers `loop`, `phi`, `end`, `carried` of a hyperparameter-counted loop,
   kept as they are (the driver is a Python `for`);
@@ -12,18 +12,20 @@ its `TensorProgram` as a sequence of items:
 
 Shapes are symbolic pairs built from "r", "c" and "1" (the matrix view's rows and
 columns; "()" for a whole-tensor scalar), computed here as the parser computes them:
-a transpose swaps, a product takes the outer sizes, element-wise operations broadcast.
+a transpose swaps, a product takes the outer sizes, a function of a square matrix keeps
+its shape, element-wise operations broadcast.
 Within a cut the stages are ordered smallest shape first: an element-wise value is never
 smaller than its operands, so a stage reads only values of earlier items or its own.
 """
 from dataclasses import dataclass, field
 
 from .ir import COLS, DEVICE, ROWS
-from .tac import COL_OPS, REDUCTION_OPS, ROW_OPS, WHOLE_OPS, Val
+from .tac import COL_OPS, REDUCTION_OPS, ROW_OPS, SQUARE_OPS, WHOLE_OPS, Val
 
-LIBRARY_OPS = {"matmul", "transpose", *REDUCTION_OPS}
+LIBRARY_OPS = {"matmul", "transpose", *SQUARE_OPS, *REDUCTION_OPS}
 MARKERS = {"loop", "phi", "end", "carried"}
 _INPUT_SHAPES = {DEVICE: (), ROWS: ("r", "1"), COLS: ("1", "c")}
+_SQUARE_SHAPES = {"rows_by_rows": ("r", "r"), "cols_by_cols": ("c", "c")}
 
 
 class Unsupported(Exception):
@@ -53,13 +55,15 @@ def shapes(program):
     """{Val id: symbolic shape} of every value of the program, inputs included."""
     shape = {}
     for val in program.inputs.values():
-        shape[val.id] = _INPUT_SHAPES.get(val.shape, ("r", "c"))
+        shape[val.id] = _SQUARE_SHAPES.get(val.square) or _INPUT_SHAPES.get(val.shape, ("r", "c"))
     for v in program.code:
         operands = [shape[a.id] for a in v.args if isinstance(a, Val) and a.id in shape]
         if v.op == "transpose":
             shape[v.id] = operands[0][::-1]
         elif v.op == "matmul":
             shape[v.id] = (operands[0][0], operands[1][1])
+        elif v.op in SQUARE_OPS:
+            shape[v.id] = operands[0]
         elif v.op in WHOLE_OPS:
             shape[v.id] = ()
         elif v.op in ROW_OPS:

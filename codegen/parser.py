@@ -293,13 +293,13 @@ class FormulaParser:
             self.device_states.add(name)   # computed from a reduction: the loader re-parses it as such
         shape = self._shape(value.expr, node) if value.type == NUM else None
         if info is not None and (name == "weight" or info.role == "state") and shape is not None:
-            declared = KIND_SHAPES[info.kind] if info.kind != HOST else None
+            declared = (info.shape or KIND_SHAPES[info.kind]) if info.kind != HOST else None
             if declared is not None and _broadcast(shape, declared) != declared:
                 raise self.error(f"'{name}' has shape {shape_text(declared)}; the value assigned has "
                                  f"shape {shape_text(shape)}", node)
         if info is not None and info.role in ("state", "builtin"):
             if name == "weight" or info.role == "state":
-                kind, shape = info.kind, None  # arrays keep their shape whatever is assigned
+                kind, shape = info.kind, info.shape  # arrays keep their shape whatever is assigned
             else:
                 kind = value.kind
             self.names[name] = Name(name, kind, NUM, info.role, False, True, rebound=True, shape=shape,
@@ -857,6 +857,29 @@ class FormulaParser:
         a = self._matrix_argument(name, node, node.args[0], narrowed)
         b = self._matrix_argument(name, node, node.args[1], narrowed)
         return Value(MatMul(a.expr, b.expr), NUM, TENSOR)
+
+    def _square_argument(self, name, node, narrowed):
+        """The matrix argument of inverse_root() and eigh(): square in the matrix view."""
+        a = self._matrix_argument(name, node, node.args[0], narrowed)
+        shape = self._shape(a.expr, node.args[0])
+        if shape is None or shape[0] != shape[1] or shape[0] == "1":
+            what = "is not a matrix" if shape is None or shape == ("1", "1") else f"has shape {shape_text(shape)}"
+            raise self.error(f"{name}() takes a square matrix, such as matmul(g, transpose(g)) or a "
+                             f"state of shape \"rows_by_rows\" or \"cols_by_cols\"; its argument {what}",
+                             node.args[0])
+        return a
+
+    def _call_inverse_root(self, cls, name, node, narrowed):
+        a = self._square_argument(name, node, narrowed)
+        p = self._number(self._expr(node.args[1], narrowed), node.args[1], "as the root of inverse_root()")
+        if p.kind != HOST or p.optional:
+            raise self.error("inverse_root(a, p): p is one number for the whole step (a hyperparameter, "
+                             "a constant or a host value that is never None)", node.args[1])
+        return Value(cls(a.expr, p.expr), NUM, TENSOR)
+
+    def _call_eigh(self, cls, name, node, narrowed):
+        a = self._square_argument(name, node, narrowed)
+        return Value(cls(a.expr), NUM, TENSOR)
 
     def _call_normal(self, cls, name, node, narrowed):
         seed = self.names.get("seed")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .functions import (Abs, Clip, ColMax, ColMean, ColMin, ColSum, Exp, IsFinite, Log, MatMul, Maximum, Minimum,
-                        Norm, Normal, RowMax, RowMean, RowMin, RowSum, Sign, Sqrt, SumOfProducts, TensorMax,
+from .functions import (Abs, Clip, ColMax, ColMean, ColMin, ColSum, Eigh, Exp, InverseRoot, IsFinite, Log, MatMul,
+                        Maximum, Minimum, Norm, Normal, RowMax, RowMean, RowMin, RowSum, Sign, Sqrt, SumOfProducts, TensorMax,
                         TensorMin, TensorSum, Transpose, Where)
 from .ir import COLS, DEVICE, KIND_ORDER, ROWS, TENSOR
 
@@ -30,7 +30,8 @@ REDUCTION_OPS = WHOLE_OPS + ROW_OPS + COL_OPS
 REDUCE = {Norm: "norm", TensorSum: "sum", TensorMax: "max", TensorMin: "min", RowMean: "row_mean",
           RowSum: "row_sum", RowMax: "row_max", RowMin: "row_min", ColMean: "col_mean", ColSum: "col_sum",
           ColMax: "col_max", ColMin: "col_min"}
-MATRIX_OPS = {"matmul", "transpose", *COL_OPS}   # need the matrix view (no C++ kernels)
+SQUARE_OPS = ("inverse_root", "eigh")          # functions of square matrices (LAPACK, through the array module)
+MATRIX_OPS = {"matmul", "transpose", *SQUARE_OPS, *COL_OPS}   # need the matrix view (no C++ kernels)
 COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "ne", "and", "or"}
 BOOLEAN_OPS = {"gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "isfinite"}
 UNARY = {Sqrt: "sqrt", Abs: "abs", Sign: "sign", Exp: "exp", Log: "log", IsFinite: "isfinite"}
@@ -63,6 +64,8 @@ class Val:
     boolean: bool = False
     name: str = ""              # the array's name for inputs; the spec's name for named results
     tag: int = 0                # numbers the noise draws of `normal`
+    square: str = ""            # an input state of one square matrix per matrix of the view:
+                                # "rows_by_rows" or "cols_by_cols" (its shape stays TENSOR)
 
     def __repr__(self):
         return f"%{self.id}" if self.op != "input" else self.name
@@ -110,9 +113,11 @@ class _Lowering:
         self.inputs = {}
         arrays = ["weight", "grad"] + [st.name for st in rule.states if st.name in variant.states
                                        and (st.shape not in ("scalar", "group") or st.device)]
+        square = {st.name: st.shape for st in rule.states if st.matrix_shape}
         for name in arrays:
             shape = self.kinds.get(name) if self.kinds.get(name) in (ROWS, COLS, DEVICE) else TENSOR
-            self.inputs[name] = Val(-1 - len(self.inputs), "input", shape=shape, name=name)
+            self.inputs[name] = Val(-1 - len(self.inputs), "input", shape=shape, name=name,
+                                    square=square.get(name, ""))
         self.locals = dict(self.inputs)
 
     def program(self):
@@ -144,7 +149,7 @@ class _Lowering:
             shape = ROWS
         elif op in COL_OPS:
             shape = COLS
-        elif op in ("matmul", "transpose"):
+        elif op in ("matmul", "transpose", *SQUARE_OPS):
             shape = TENSOR
         value = Val(len(self.code), op, tuple(args), shape, boolean or op in BOOLEAN_OPS, tag=tag)
         self.code.append(value)
@@ -198,6 +203,10 @@ class _Lowering:
             return self.emit("transpose", self.lower(expr.args[0]))
         if isinstance(expr, MatMul):
             return self.emit("matmul", self.lower(expr.args[0]), self.lower(expr.args[1]))
+        if isinstance(expr, InverseRoot):
+            return self.emit("inverse_root", self.lower(expr.args[0]), self.lower(expr.args[1]))
+        if isinstance(expr, Eigh):
+            return self.emit("eigh", self.lower(expr.args[0]))
         raise NotImplementedError(f"cannot lower {expr!r} ({type(expr).__name__})")
 
     def lower_loop(self, block):

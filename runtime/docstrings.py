@@ -48,7 +48,9 @@ def class_docstring(spec, parameters=None):
                   "Per parameter, in this order (a single state is returned bare, none as None):"]
         for st in per_parameter:
             shape = {"weight": "weight's shape", "rows": "one value per row of the matrix view",
-                     "cols": "one value per column of the matrix view", "scalar": "per-parameter scalar"}[st["shape"]]
+                     "cols": "one value per column of the matrix view", "scalar": "per-parameter scalar",
+                     "rows_by_rows": "a (rows, rows) matrix per matrix of the view",
+                     "cols_by_cols": "a (cols, cols) matrix per matrix of the view"}[st["shape"]]
             dtype = "" if st["shape"] == "scalar" else \
                 (", float32 (float64 for float64 weights)" if st["dtype"] == "float32" else ", weight's dtype")
             init = st["init"] if isinstance(st["init"], str) else repr(st["init"])

@@ -262,13 +262,17 @@ def _states(rule, formulas):
     rows = []
     for st in rule.states:
         shape = {"weight": "weight's shape", "rows": "(rows, 1, ...)", "cols": "(1, ...) without the first axis",
-                 "scalar": "scalar", "group": "one value per param group"}[st.shape]
-        if rule.matrix == "last_two" and st.shape in ("rows", "cols"):
-            shape = "(..., rows, 1)" if st.shape == "rows" else "(..., 1, cols)"
+                 "scalar": "scalar", "group": "one value per param group", "rows_by_rows": "(rows, rows)",
+                 "cols_by_cols": "(cols, cols)"}[st.shape]
+        if rule.matrix == "last_two" and st.shape in ("rows", "cols", "rows_by_rows", "cols_by_cols"):
+            shape = {"rows": "(..., rows, 1)", "cols": "(..., 1, cols)", "rows_by_rows": "(..., rows, rows)",
+                     "cols_by_cols": "(..., cols, cols)"}[st.shape]
         dtype = "float64" if st.shape in ("scalar", "group") else \
             "float32 (float64 for float64 weights)" if st.dtype == "float32" else "weight's dtype"
         init = _value(st.init) if not isinstance(st.init, str) else \
-            {"zeros": "0", "weight": "a copy of the weight"}.get(st.init, st.init)
+            {"zeros": "0", "weight": "a copy of the weight", "identity": "the identity"}.get(st.init, st.init)
+        if st.shape in ("rows_by_rows", "cols_by_cols") and st.init not in ("zeros", "identity"):
+            init = f"{init} times the identity"
         rows.append({"name": st.name, "shape": shape, "dtype": dtype, "init": init,
                      "when": _condition(formulas, st.when) if st.when is not None else None,
                      "doc": st.doc})

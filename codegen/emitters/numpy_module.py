@@ -157,7 +157,8 @@ VIEWS = {
     "first_rest": "(weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)",
     "last_two": "weight.shape if weight.ndim >= 2 else (weight.size, 1)",
 }
-_VIEW_SHAPES = {ROWS: "_view[:-1] + (1,)", COLS: "_view[:-2] + (1, _view[-1])"}
+_VIEW_SHAPES = {ROWS: "_view[:-1] + (1,)", COLS: "_view[:-2] + (1, _view[-1])",
+                "rows_by_rows": "_view[:-1] + (_view[-2],)", "cols_by_cols": "_view[:-2] + (_view[-1], _view[-1])"}
 
 
 def matrix_kernel_lines(program, matrix, stages=None, fn=""):
@@ -181,7 +182,7 @@ def matrix_kernel_lines(program, matrix, stages=None, fn=""):
         if val.shape == DEVICE:
             lines.append(f"_a_{name} = {name}")
         else:
-            lines.append(f"_a_{name} = {name}.reshape({_VIEW_SHAPES.get(val.shape, '_view')})")
+            lines.append(f"_a_{name} = {name}.reshape({_VIEW_SHAPES.get(val.square or val.shape, '_view')})")
     indent = ""
     units = program.code if stages is None else [getattr(item, "val", item) for item in stages]
     direct = in_place(program, stages) if stages is not None else {}
@@ -225,7 +226,8 @@ def matrix_kernel_lines(program, matrix, stages=None, fn=""):
             # may share memory with an input written before it: keep a copy of its value now
             lines.append(f"_o_{name} = xp.array({source}, dtype={name}.dtype, copy=True)")
             source = f"_o_{name}"
-        finals.append((name, source, _VIEW_SHAPES.get(program.inputs[name].shape, "_view")))
+        array = program.inputs[name]
+        finals.append((name, source, _VIEW_SHAPES.get(array.square or array.shape, "_view")))
     for name, source, shape in finals:
         if program.inputs[name].shape == DEVICE:    # one value, (1, 1) on the view: the state is 0-d
             lines.append(f"xp.copyto({name}, xp.reshape({source}, {name}.shape))")
@@ -289,6 +291,26 @@ class MatrixArrayPrinter(ArrayPrinter):
             # rank-k update (syrk), half the multiply-adds of s s
             b = f"xp.swapaxes({b}, -1, -2)"
         return self._bind(step, f"xp.matmul({a}, {b})")
+
+
+    @staticmethod
+    def _eigh(a):
+        """LAPACK's symmetric eigendecomposition of `a`, in float32 at least (LAPACK has no
+        16-bit routines)."""
+        return f"xp.linalg.eigh({a}.astype(xp.promote_types({a}.dtype, xp.float32), copy=False))"
+
+    def _print_step_inverse_root(self, step):
+        """a^(-1/p) through a = Q diag(w) Q^T: Q diag(sign(w) |w|^(-1/p)) Q^T (functions.InverseRoot),
+        in a's dtype."""
+        a, p = (self._operand(o) for o in step.operands)
+        w, q = f"_w{step.val.id}", f"_q{step.val.id}"
+        root = (f"xp.matmul({q} * (xp.sign({w}) * xp.abs({w}) ** (-1.0 / {p}))[..., None, :], "
+                f"xp.swapaxes({q}, -1, -2))")
+        return f"{w}, {q} = {self._eigh(a)}\n" + self._bind(step, f"{root}.astype({a}.dtype, copy=False)")
+
+    def _print_step_eigh(self, step):
+        a = self._operand(step.operands[0])
+        return self._bind(step, f"{self._eigh(a)}[1].astype({a}.dtype, copy=False)")
 
 
 def _kernel_doc(program, written, matrix=""):

@@ -189,6 +189,13 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
     def _print_MatMul(self, expr, exp=None):
         return f"{self._factor(expr.args[0])} \\, {self._factor(expr.args[1])}"
 
+    def _print_InverseRoot(self, expr, exp=None):
+        base, root = expr.args
+        return f"{{{self._factor(base)}}}^{{-1/{self._factor(root)}}}"
+
+    def _print_Eigh(self, expr, exp=None):
+        return self._call("eigvecs", expr.args[0])
+
     def _print_Normal(self, expr, exp=None):
         mean, std = expr.args[:2]
         std = self._print(std) if std.is_Symbol or std.is_Number else f"\\left({self._print(std)}\\right)"

@@ -254,6 +254,14 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
         # juxtaposition, with an invisible times between the factors
         return self.row(self._factor(expr.args[0]), self.mo("\u2062"), self._factor(expr.args[1]))
 
+    def _print_InverseRoot(self, expr):
+        base, root = expr.args
+        exponent = self.row(self.mo("−"), self.el("mn", text="1"), self.mo("/"), self._factor(root))
+        return self.el("msup", self._factor(base), exponent)
+
+    def _print_Eigh(self, expr):
+        return self._call("eigvecs", expr.args[0])
+
     def _print_Normal(self, expr):
         mean, std = expr.args[:2]
         std = self._print(std) if std.is_Symbol or std.is_Number else self.fenced(self._print(std))

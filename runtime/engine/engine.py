@@ -9,7 +9,7 @@ from ..sparse import RowSparse, lazy_update
 from . import plans as planning
 from . import storage as stored_states
 from .kept import KeptLaunches
-from .layout import (MATRIX_INPUTS, PreconditionError, StateMeta, StepError, low_precision, master_state,
+from .layout import (MATRIX_INPUTS, SQUARE, PreconditionError, StateMeta, StepError, low_precision, master_state,
                      reads_input, reads_shape, round_into, shape_inputs, state_dtype, state_parts, state_shape, states_fit)
 
 
@@ -113,6 +113,8 @@ class Engine:
                 arrays.append(numpy.array(self._scalar_init(meta), dtype=numpy.float64))
             elif meta["shape"] in ("rows", "cols"):
                 arrays.append(xp.zeros(state_shape(meta, weight, index, self.spec), dtype=dtype))
+            elif meta["shape"] in SQUARE:
+                arrays.append(self._square_init(meta, state_shape(meta, weight, index, self.spec), dtype, xp))
             elif meta["init"] == "weight":
                 arrays.append(weight.astype(dtype, copy=True))
             elif meta["init"] != "zeros":    # a hyperparameter's name: filled with its value now
@@ -125,6 +127,16 @@ class Engine:
         if not arrays:
             return None
         return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+    def _square_init(self, meta, shape, dtype, xp):
+        """A square state's first value: zeros, or a multiple of the identity in every matrix
+        ("identity", a number, or the hyperparameter it names: Shampoo's epsilon * I)."""
+        array = xp.zeros(shape, dtype=dtype)
+        if meta["init"] != "zeros":
+            scale = 1.0 if meta["init"] == "identity" else self._scalar_init(meta)
+            diagonal = xp.arange(shape[-1])
+            array[..., diagonal, diagonal] = scale
+        return array
 
     def _scalar_init(self, meta):
         """A scalar state's first value: its number, or the hyperparameter it names."""

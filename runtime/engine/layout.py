@@ -26,7 +26,7 @@ class StepError(ValueError):
 
 class StateMeta(NamedTuple):
     name: str
-    shape: str          # "weight", "rows", "cols" or "scalar"
+    shape: str          # "weight", "rows", "cols", "scalar", "rows_by_rows" or "cols_by_cols"
     dtype: str          # "weight" (the weight's dtype) or "float32" (at least float32)
     init: object        # "zeros", "weight", a hyperparameter's name, or a number (scalars)
     host_scalar: bool   # a 0-d float64 array updated by the host code
@@ -102,13 +102,30 @@ def shape_inputs(spec, weight):
     return {"ndim": len(shape), "numel": numel, "rows": rows, "cols": cols, "machine_epsilon": eps}
 
 
+SQUARE = ("rows_by_rows", "cols_by_cols")
+
+
+def matrix_view(spec, weight):
+    """The weight's matrix view as a shape, as the generated kernels reshape it (VIEWS of
+    codegen/emitters/numpy_module.py): (rows, cols), or (..., rows, cols) for "last_two"."""
+    shape = tuple(int(n) for n in weight.shape)
+    if spec.get("matrix") == "last_two":
+        return shape if len(shape) >= 2 else (math.prod(shape), 1)
+    return (shape[0], math.prod(shape[1:])) if shape else (1, 1)
+
+
 def state_shape(meta, weight, index, spec=None):
     """The shape a state of this metadata has for this weight: the weight's, () for scalars,
-    or one value per row or column of the matrix view: (rows, 1, ...) and (1, ...) with the
-    other axes, or for `matrix = "last_two"` (..., rows, 1) and (..., 1, cols). Row and
-    column states need an axis: a 0-d weight is refused."""
+    one value per row or column of the matrix view: (rows, 1, ...) and (1, ...) with the
+    other axes, or for `matrix = "last_two"` (..., rows, 1) and (..., 1, cols), or one square
+    matrix per matrix of the view: (..., rows, rows) and (..., cols, cols). Row and column
+    states need an axis: a 0-d weight is refused."""
     if meta["shape"] == "scalar":
         return ()
+    if meta["shape"] in SQUARE:
+        *batch, rows, cols = matrix_view(spec or {}, weight)
+        n = rows if meta["shape"] == "rows_by_rows" else cols
+        return (*batch, n, n)
     if meta["shape"] not in ("rows", "cols"):
         return tuple(weight.shape)
     if weight.ndim == 0:
