@@ -55,6 +55,8 @@ TOKENS = [
     # group reductions and group states (Prodigy, DAdaptAdam, ClippedAdamW)
     "group_sum(", "group_max(", "group_min(", "group_norm(", "sum(", "dot(", "max(", "d", "d0", "s", "p0",
     "\nd = group_sum(sum(grad))\n", "\nfor _ in range(2):\n    d = group_max(max(grad))\n",
+    # square states and their matrix functions (Shampoo)
+    "inverse_root(", "eigh(", "L", "R", "L_inv", "count", "update_freq", " % ",
 ]
 VALUES = ["0", "-1", "1e400", "inf", "nan", '"x"', "true", "[]", "{}", '"[0, 1)"', '"(1, 0)"', "9" * 40,
           '"zeros"', '"weight"', '"float32"', '"rows"', '"scalar"', '"beta1 > 0"', '"True"',
@@ -62,7 +64,9 @@ VALUES = ["0", "-1", "1e400", "inf", "nan", '"x"', "true", "[]", "{}", '"[0, 1)"
           '"cols"', '"first_rest"', '"last_two"', '"ndim >= 2"', '"rows > cols"',
           '"group"', '{ init = 1.0, shape = "group" }', '{ init = "d0", shape = "group" }',
           '{ init = "zeros", shape = "group" }', '{ init = 0.0, shape = "group", when = "d0 > 0" }',
-          '{ init = 0.0, shape = "group", quantize = true }', '"group_sum(sum(grad)) > 0"']
+          '{ init = 0.0, shape = "group", quantize = true }', '"group_sum(sum(grad)) > 0"',
+          '"rows_by_rows"', '"cols_by_cols"', '"identity"', '{ init = "epsilon", shape = "rows_by_rows" }',
+          '{ init = "identity", shape = "cols_by_cols", when = "ndim >= 2" }']
 
 
 def _mutate(text, mutation):
@@ -325,3 +329,121 @@ def test_group_mistakes_are_positioned_errors(tmp_path, top, pieces, declaration
     err = caught.value
     assert (err.path, err.line, err.col) == (str(path), *position), str(err)
     assert message in err.message, str(err)
+
+
+# -- square states and matrix functions ---------------------------------------------------
+# Shampoo's constructs assembled rightly and wrongly: square states of every init, inverse
+# roots refreshed under a host condition, eigenvectors, and the mistakes a writer makes
+# with them (a non-square argument, a tensor root, shapes that do not fit the state).
+SQUARE_SPEC = """name = "Preconditioned"
+{top}update = \"\"\"
+grad = clip(grad * rescale_grad, clip_gradient)
+u = grad
+{body}
+L = L + matmul(grad, transpose(grad))
+R = R + matmul(transpose(grad), grad)
+if t % freq == 1:
+    Li = inverse_root(L, 4)
+m = 0.9 * m + 0.1 * u
+weight = weight - lr * u
+\"\"\"
+[hyperparameters]
+learning_rate = 0.1
+eps = {{ default = 0.1, range = "(0, inf)" }}
+freq = {{ default = 2, type = "int", range = "[1, 9]" }}
+flag = {{ default = false }}
+[states]
+m = "zeros"
+{states}
+"""
+SQUARE_STATES = ('L = { init = "eps", shape = "rows_by_rows" }\nR = { init = 1.0, shape = "cols_by_cols" }\n'
+                 'Li = { init = "zeros", shape = "rows_by_rows" }')
+SQUARE_RIGHT = [
+    "L = L + matmul(grad, transpose(grad))", "R = R + matmul(transpose(grad), grad)",
+    "if t % freq == 1:\n    Li = inverse_root(L, 4)", "u = matmul(Li, u)", "u = matmul(u, inverse_root(R, 2))",
+    "q = eigh(L)\nu = matmul(q, matmul(transpose(q), u))", "m = 0.9 * m + 0.1 * u",
+    "if flag:\n    Li = inverse_root(matmul(u, transpose(u)) + L, 1)",
+]
+SQUARE_WRONG = [
+    "u = inverse_root(grad, 2)", "u = eigh(grad)", "Li = inverse_root(L, grad)", "Li = inverse_root(L)",
+    "Li = eigh(L, 2)", "L = grad", "u = matmul(L, R)", "u = inverse_root(norm(grad), 2)",
+    "u = inverse_root(L, clip_gradient)", "L = L + matmul(transpose(grad), grad)", "u = u + L",
+    "u = inverse_root(lr, 2)", "R = row_mean(grad)", "u = eigh(transpose(R))",
+]
+SQUARE_DECLARATIONS = [
+    'L = { init = "weight", shape = "rows_by_rows" }', 'L = { init = "flag", shape = "rows_by_rows" }',
+    'L = { init = true, shape = "rows_by_rows" }', 'L = { init = "eps", shape = "rows_by_rows", quantize = true }',
+    'L = { init = "eps", shape = "rows_by_cols" }', 'L = { init = "eps", shape = "rows_by_rows", dtype = "float16" }',
+    'L = { init = "nothere", shape = "rows_by_rows" }', 'L = { init = "identity", shape = "rows_by_rows", when = "ndim" }',
+    'L = { init = "identity", shape = "cols_by_cols", when = "ndim >= 2" }', 'L = { init = 0, shape = "rows_by_rows" }',
+]
+
+
+def _square_spec(pieces, states=SQUARE_STATES, top=""):
+    return SQUARE_SPEC.format(top=top, body="\n".join(pieces), states=states)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="the per-example time limit needs SIGALRM")
+def test_square_constructs_give_modules_or_positioned_errors(tmp_path):
+    outcomes = {"valid": 0, "error": 0}
+
+    @settings(max_examples=max(30, EXAMPLES // 20), derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck), print_blob=True)
+    @given(st.lists(st.sampled_from(SQUARE_RIGHT), min_size=1, max_size=4),
+           st.one_of(st.none(), st.sampled_from(SQUARE_WRONG)), st.integers(0, 4),
+           st.one_of(st.just(None), st.sampled_from(SQUARE_DECLARATIONS)),
+           st.sampled_from(["", 'matrix = "last_two"\n', 'matrix = "first_rest"\n']))
+    def run(pieces, wrong, where, declaration, top):
+        if wrong is not None:
+            pieces = pieces[:where] + [wrong] + pieces[where:]
+        states = SQUARE_STATES if declaration is None else SQUARE_STATES.replace(SQUARE_STATES.split("\n")[0], declaration)
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(TIME_LIMIT_S)
+        try:
+            outcomes[check_mutant(_square_spec(pieces, states, top), tmp_path, "square.toml")] += 1
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    run()
+    print(f"square fuzz: {outcomes}")
+    assert outcomes["valid"] > 0 and outcomes["error"] > 0
+
+
+@pytest.mark.parametrize("pieces, declaration, position, message", [
+    (["u = inverse_root(grad, 2)"], None, (5, 18), "inverse_root() takes a square matrix"),
+    (["u = eigh(grad)"], None, (5, 10), "its argument has shape (rows, cols)"),
+    (["u = inverse_root(norm(grad), 2)"], None, (5, 18), "its argument is not a matrix"),
+    (["Li = inverse_root(L, grad)"], None, (5, 22), "p is one number for the whole step"),
+    (["Li = inverse_root(L)"], None, (5, 6), "inverse_root() takes 2 arguments, got 1"),
+    (["L = grad"], None, (5, 1), "'L' has shape (rows, rows); the value assigned has shape (rows, cols)"),
+    (["u = matmul(L, R)"], None, (5, 5), "inner sizes differ ((rows, rows) times (cols, cols))"),
+    (["L = L + matmul(transpose(grad), grad)"], None, (5, 5), "shapes (rows, rows) and (cols, cols) do not broadcast"),
+    (["R = row_mean(grad)"], None, (5, 1), "'R' has shape (cols, cols)"),
+    (["m = u"], 'L = { init = "weight", shape = "rows_by_rows" }', (20, 14),
+     "a rows_by_rows state starts as \"zeros\", \"identity\", a number or a numeric hyperparameter's name"),
+    (["m = u"], 'L = { init = "flag", shape = "rows_by_rows" }', (20, 14), "the name of a numeric hyperparameter"),
+    (["m = u"], 'L = { init = "eps", shape = "rows_by_rows", quantize = true }', (20, 56),
+     "a rows_by_rows state is never stored quantized"),
+    (["m = u"], 'L = { init = "eps", shape = "rows_by_cols" }', (20, 29), "not 'rows_by_cols'"),
+])
+def test_square_mistakes_are_positioned_errors(tmp_path, pieces, declaration, position, message):
+    """What the square-construct fuzz draws, with the position and message each mistake must have."""
+    states = SQUARE_STATES if declaration is None else SQUARE_STATES.replace(SQUARE_STATES.split("\n")[0], declaration)
+    path = tmp_path / "square.toml"
+    path.write_text(_square_spec(pieces, states), encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        rule = load_rule(path)
+        render_spec(rule, analyse(rule), path.name, "square")
+    err = caught.value
+    assert (err.path, err.line, err.col) == (str(path), *position), str(err)
+    assert message in err.message, str(err)
+
+
+def test_square_constructs_load_and_generate(tmp_path):
+    """Every right piece at once loads and renders (the fuzz above needs valid specs to draw)."""
+    path = tmp_path / "square.toml"
+    path.write_text(_square_spec(SQUARE_RIGHT), encoding="utf-8")
+    rule = load_rule(path)
+    files = render_spec(rule, analyse(rule), path.name, "square")
+    assert any("xp.linalg.eigh" in text for text in files.values())

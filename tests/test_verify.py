@@ -314,7 +314,8 @@ def test_the_random_batch_reaches_every_construct(random_batch):
                       "for _ in range(", "is not None", 'shape = "rows"', 'shape = "cols"', "when =",
                       'dtype = "float32"', '"weight"', "{ init = 0.0 }", "[modes]", 'matrix = "last_two"',
                       'matrix = "first_rest"', "choices", 'type = "int"', "optional = true", "t > ", "t % 2",
-                      "group_sum(", "group_max(", "group_min(", "group_norm(", 'shape = "group"'):
+                      "group_sum(", "group_max(", "group_min(", "group_norm(", 'shape = "group"',
+                      'shape = "rows_by_rows"', 'shape = "cols_by_cols"', "inverse_root(", "eigh("):
         assert construct in text, construct
     # group states from a number and from a hyperparameter, their old values read by a partial
     assert re.search(r'init = \d\.\d, shape = "group"', text) and re.search(r'init = "c\d+", shape = "group"', text)

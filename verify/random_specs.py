@@ -18,8 +18,10 @@ Each spec is one of the rule kinds the language has, with its statements drawn a
   states from a number or a hyperparameter, read by the per-element code, by `if`
   conditions and, through their old value, by the partials (`Builder.group_pieces`);
 - matrix rules: products, transposes, row and column reductions (means, sums, maxima,
-  minima), whole-tensor ones, row and column states, scalar states, loops counted by an
-  int hyperparameter, both matrix views, booleans between stages;
+  minima), whole-tensor ones, row and column states, square states (rows_by_rows,
+  cols_by_cols) with inverse roots refreshed on host conditions and eigenvectors, scalar
+  states, loops counted by an int hyperparameter, both matrix views, booleans between
+  stages;
 - modes: `[modes]` train/eval weight switches.
 
 Values stay bounded whatever the data: every state is a convex mix of its old value and a
@@ -374,7 +376,7 @@ def _matrix(b):
     b.extra.append(f'matrix = "{view}"')
     b.gradient_line()
     m = b.fresh("x")
-    kind = b.rng.choice(["gram", "cols", "rows", "loop"])
+    kind = b.rng.choice(["gram", "cols", "rows", "loop", "square"])
     if kind == "gram":
         b.assign(m, "matmul(grad, transpose(grad))")
         scale = b.rng.choice([f"norm({m})", f"max(abs({m}))", f"abs(sum({m}))", f"abs(dot({m}, {m}))"])
@@ -397,6 +399,8 @@ def _matrix(b):
         if b.rng.random() < 0.5:        # a row extremum and a column one in one expression
             u = f"{u} + (grad - {_along(b, 'row', 'grad', 'cols')}) * ({_along(b, 'col', 'abs(grad)', 'rows')})"
             u = f"({u}) / (1 + abs({u}))"
+    elif kind == "square":
+        u = _square(b)
     else:
         k = b.fresh("k")
         b.hyper[k] = f'{{ default = {b.rng.choice([1, 2, 3])}, type = "int", range = "[0, 5]" }}'
@@ -412,6 +416,39 @@ def _matrix(b):
         b.assign(v, f"{f} * {v} + (1 - {f}) * {_along(b, 'col', inner, 'rows')}")
         u = f"({u}) * (1 + {v})"
     b.weight_line(f"({u}) / (1 + abs({u}))")
+
+
+def _square(b):
+    """A square state (rows_by_rows or cols_by_cols) accumulating the gradient's Gram matrix,
+    and the step preconditioned by it: an inverse root (kept in a second square state,
+    refreshed on host conditions on t, as Shampoo's) or its eigenvectors (the gradient
+    rotated into the eigenbasis, scaled there per element and rotated back, as SOAP's: a
+    value that does not depend on the signs the library gives the eigenvectors)."""
+    side = b.rng.choice(["rows", "cols"])
+    s = b.fresh("s")
+    scale = b.fresh("e")
+    b.hyper[scale] = f'{{ default = {b.rng.choice([0.5, 1.0, 2.0])}, range = "(0, inf)" }}'
+    init = b.rng.choice(['"identity"', "1.5", f'"{scale}"'])
+    b.states[s] = f'{{ init = {init}, shape = "{side}_by_{side}" }}'
+    gram = "matmul(grad, transpose(grad))" if side == "rows" else "matmul(transpose(grad), grad)"
+    b.assign(s, f"{s} + {gram} / (1 + norm(grad) ** 2)")        # eigenvalues in [init, init + steps]
+
+    def apply(m, x):        # the side's product with the gradient
+        return f"matmul({m}, {x})" if side == "rows" else f"matmul({x}, {m})"
+
+    if b.rng.random() < 0.6:
+        root = b.rng.choice([1, 2, 4])
+        inv = b.fresh("i")
+        b.states[inv] = f'{{ init = "zeros", shape = "{side}_by_{side}" }}'
+        b.lines.append(f"if {b.rng.choice(['t % 2 == 1', 't <= 3', 't > 0'])}:")
+        b.assign(inv, f"inverse_root({s}, {root})", "    ")
+        return apply(inv, "grad")
+    q = b.fresh("q")
+    b.assign(q, f"eigh({s})")
+    rotated = b.fresh("p")
+    b.assign(rotated, f"matmul(transpose({q}), grad)" if side == "rows" else f"matmul(grad, {q})")
+    scaled = f"{rotated} / (abs({rotated}) + 1)"
+    return f"matmul({q}, {scaled})" if side == "rows" else f"matmul({scaled}, transpose({q}))"
 
 
 def _along(b, axis, x, count):
