@@ -42,6 +42,7 @@ __all__ = [
     'SGLD',
     'SM3',
     'ScheduleFreeAdamW',
+    'Shampoo',
     'Signum',
     'Test',
     'Yogi',
@@ -1144,6 +1145,35 @@ class ScheduleFreeAdamW(SpecOptimizer):
     def train(self, index: Any, weight: Any, state: Any) -> None: ...
 
     def eval(self, index: Any, weight: Any, state: Any) -> None: ...
+
+
+class Shampoo(SpecOptimizer):
+    'Shampoo: the gradient preconditioned on each side by an inverse root of its accumulated Gram matrix, refreshed every update_freq steps (specs/shampoo.toml).'
+    momentum: float
+    epsilon: float
+    update_freq: int
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.1,
+        momentum: float = 0.0,
+        epsilon: float = 0.0001,
+        update_freq: int = 1,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
 
 
 class Signum(SpecOptimizer):

@@ -45,6 +45,7 @@ __all__ = [
     'SGLD',
     'SM3',
     'ScheduleFreeAdamW',
+    'Shampoo',
     'Signum',
     'SparseAdam',
     'Test',
@@ -724,6 +725,23 @@ class ScheduleFreeAdamW(Optimizer):
     def train(self) -> None: ...
 
     def eval(self) -> None: ...
+
+
+class Shampoo(Optimizer):
+    'Shampoo: the gradient preconditioned on each side by an inverse root of its accumulated Gram matrix, refreshed every update_freq steps (specs/shampoo.toml).'
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.1,
+        *,
+        momentum: float = 0.0,
+        eps: float = 0.0001,
+        update_freq: int = 1,
+        weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
 
 
 class Signum(Optimizer):

@@ -35,6 +35,7 @@ MODULES = (
     'schedulefreeadamw',
     'sgd',
     'sgld',
+    'shampoo',
     'signum',
     'sm3',
     'test',
