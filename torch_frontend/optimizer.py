@@ -316,7 +316,7 @@ class Optimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             items = stepped.get(id(group), ())
             kept = self._launches.get(id(group))
-            if len(items) == len(group["params"]) and not (kept and kept[0] is group and kept[1] is False) \
+            if items and len(items) == len(group["params"]) and not (kept and kept[0] is group and kept[1] is False) \
                     and not any(item[1] or item[6] for item in items) and not group.get("differentiable"):
                 launch = GroupLaunch.build(self, group, items[0][0], first)
                 if launch is None:
