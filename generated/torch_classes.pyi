@@ -72,6 +72,7 @@ class ADOPT(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -94,6 +95,7 @@ class AMSGrad(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -117,6 +119,7 @@ class ASGD(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -140,6 +143,7 @@ class AdEMAMix(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -162,6 +166,7 @@ class AdaBelief(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -186,6 +191,7 @@ class AdaBound(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -208,6 +214,7 @@ class Adadelta(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -231,6 +238,7 @@ class Adafactor(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -254,6 +262,7 @@ class Adagrad(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -278,6 +287,7 @@ class Adam(Optimizer):
         capturable: Literal[False] = False,
         decoupled_weight_decay: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -301,6 +311,7 @@ class AdamW(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -323,6 +334,7 @@ class Adamax(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -345,6 +357,7 @@ class Adan(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -365,6 +378,7 @@ class AggMo(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -387,6 +401,7 @@ class CAME(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -409,6 +424,7 @@ class CAdamW(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -432,6 +448,7 @@ class ClippedAdamW(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -458,6 +475,7 @@ class DAdaptAdam(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -479,6 +497,7 @@ class DCASGD(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -500,6 +519,7 @@ class FTML(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -521,6 +541,7 @@ class Ftrl(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -541,6 +562,7 @@ class GroupAdaGrad(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -565,6 +587,7 @@ class LAMB(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -588,6 +611,7 @@ class LANS(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -610,6 +634,7 @@ class LARS(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -631,6 +656,7 @@ class Lion(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -657,6 +683,7 @@ class Muon(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -677,6 +704,7 @@ class NAG(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -701,6 +729,7 @@ class NAdam(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -723,6 +752,7 @@ class NovoGrad(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -751,6 +781,7 @@ class Prodigy(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -774,6 +805,7 @@ class RAdam(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -798,6 +830,7 @@ class RMSprop(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -820,6 +853,7 @@ class Rprop(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -843,6 +877,7 @@ class SGD(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -863,6 +898,7 @@ class SGLD(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -885,6 +921,7 @@ class SM3(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -910,6 +947,7 @@ class ScheduleFreeAdamW(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
     def train(self) -> None: ...
@@ -935,6 +973,7 @@ class Signum(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -957,6 +996,7 @@ class SparseAdam(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -976,6 +1016,7 @@ class Test(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -998,4 +1039,5 @@ class Yogi(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
