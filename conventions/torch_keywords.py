@@ -48,6 +48,12 @@ TORCH_PRODUCTS = {
 }
 
 MASTER_WEIGHTS = "master_weights"   # optforge's own keyword (torch_frontend/optimizer.py)
+# optforge's own keyword: True makes a param group's group values (group_sum, group_max,
+# group_min) span every rank of the default process group (torch_frontend/optimizer.py), for
+# ZeroRedundancyOptimizer, whose per-rank optimizer holds a partition of the parameters.
+# A bool, not a ProcessGroup: ZeroRedundancyOptimizer keeps every keyword in the param groups
+# it pickles (state_dict, consolidate_state_dict), and a ProcessGroup does not pickle
+GROUP_ALL_REDUCE = "group_all_reduce"
 
 # (flavor, spec key): param group entries torch.optim's class of the same name always holds
 # without taking them as keywords, with the value it holds (so state dicts have torch's keys)
@@ -97,7 +103,7 @@ def extra_keywords(spec):
     # a refused switch is typed as its one value, so a type checker flags the other
     out += [(name, f"Literal[{value!r}]" if isinstance(value, bool) else "float", value)
             for name, (value, _) in refused(spec).items()]
-    return out + [(MASTER_WEIGHTS, "bool", False)]
+    return out + [(MASTER_WEIGHTS, "bool", False), (GROUP_ALL_REDUCE, "bool", False)]
 
 
 def check(spec, class_name, values):

@@ -73,6 +73,7 @@ class ADOPT(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -95,6 +96,7 @@ class AMSGrad(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -118,6 +120,7 @@ class ASGD(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -141,6 +144,7 @@ class AdEMAMix(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -163,6 +167,7 @@ class AdaBelief(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -187,6 +192,7 @@ class AdaBound(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -209,6 +215,7 @@ class Adadelta(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -232,6 +239,7 @@ class Adafactor(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -255,6 +263,7 @@ class Adagrad(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -279,6 +288,7 @@ class Adam(Optimizer):
         capturable: Literal[False] = False,
         decoupled_weight_decay: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -302,6 +312,7 @@ class AdamW(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -324,6 +335,7 @@ class Adamax(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -346,6 +358,7 @@ class Adan(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -366,6 +379,7 @@ class AggMo(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -388,6 +402,7 @@ class CAME(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -410,6 +425,7 @@ class CAdamW(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -433,6 +449,7 @@ class ClippedAdamW(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -459,6 +476,7 @@ class DAdaptAdam(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -480,6 +498,7 @@ class DCASGD(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -501,6 +520,7 @@ class FTML(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -522,6 +542,7 @@ class Ftrl(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -542,6 +563,7 @@ class GroupAdaGrad(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -566,6 +588,7 @@ class LAMB(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -589,6 +612,7 @@ class LANS(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -611,6 +635,7 @@ class LARS(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -632,6 +657,7 @@ class Lion(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -658,6 +684,7 @@ class Muon(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -678,6 +705,7 @@ class NAG(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -702,6 +730,7 @@ class NAdam(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -724,6 +753,7 @@ class NovoGrad(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -752,6 +782,7 @@ class Prodigy(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -775,6 +806,7 @@ class RAdam(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -799,6 +831,7 @@ class RMSprop(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -821,6 +854,7 @@ class Rprop(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -844,6 +878,7 @@ class SGD(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -864,6 +899,7 @@ class SGLD(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -886,6 +922,7 @@ class SM3(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -911,6 +948,7 @@ class ScheduleFreeAdamW(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
     def train(self) -> None: ...
@@ -958,6 +996,7 @@ class Signum(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -980,6 +1019,7 @@ class SparseAdam(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -999,6 +1039,7 @@ class Test(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
@@ -1021,4 +1062,5 @@ class Yogi(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...

@@ -152,3 +152,94 @@ def test_fsdp2_gathering_path_matches_one_process(ranks):
         gathered = result["fsdp"]["gathered_lamb"]
         assert gathered["gathers"] == 4 * 3 * worker.STEPS     # parameter, mean, var of 4 tensors per step
         _assert_weights(gathered["weights"], model)
+
+
+def _group_rule_single(name, steps=worker.STEPS, model=None, opt=None):
+    model = model or worker.build_odd()
+    opt = opt or worker.group_rule(name, worker.odd_groups(model))
+    x, y = worker.data_odd()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    return model, opt
+
+
+GROUP_STATES = ("d", "d_max", "d_numerator")
+
+
+@pytest.mark.parametrize("name", list(worker.GROUP_RULES))
+def test_zero_group_values_span_every_rank(ranks, name):
+    """Prodigy and ClippedAdamW under ZeroRedundancyOptimizer with group_all_reduce=True:
+    each rank's optimizer holds its partition (rank 0: the 7x5 weight; rank 1: the 3x7 weight
+    and both biases, the second param group's one tensor among them, so rank 0's part of that
+    group is empty and joins the all-reduce with nothing). The partials are all-reduced in
+    float64, so d and the global norm are the one process's up to summation order (~1e-16
+    relative): weights and group states agree to rtol 1e-9 after five steps, and the group
+    states are the same on both ranks. Without the keyword each rank's group values are over
+    its partition: the weights differ."""
+    model, opt = _group_rule_single(name)
+    x, y = worker.data_odd()
+    if name == "Prodigy":
+        assert all(group["d"] > 10 * 1e-3 for group in opt.param_groups)    # d moved: the sums matter
+    else:   # the global norm clipped every step
+        grads = [p.grad for p in model.parameters()]
+        assert math.sqrt(sum(float(g.norm()) ** 2 for g in grads[:3])) > 2 * worker.GROUP_RULES[name]["max_norm"]
+    for rank, result in enumerate(ranks):
+        run = result["zero_groups"][name]
+        assert run["local"] == ([1, 0] if rank == 0 else [2, 1])
+        _assert_weights(run["weights"], model)
+        for held, group in zip(run["groups"], opt.param_groups):
+            assert held.keys() == {k for k in GROUP_STATES if k in group}
+            for key, value in held.items():
+                assert math.isclose(value, group[key], rel_tol=1e-9), (rank, key)
+        without = run["without"]["weights"]
+        assert any(not torch.allclose(without[k], v, rtol=1e-6, atol=0) for k, v in model.state_dict().items())
+    assert ranks[0]["zero_groups"][name]["groups"] == ranks[1]["zero_groups"][name]["groups"]
+
+
+@pytest.mark.parametrize("name", list(worker.GROUP_RULES))
+def test_zero_group_states_consolidate_and_load(ranks, name):
+    """The state dict consolidated on rank 0 holds the one process's group states (in the
+    param groups) and per-parameter states; loaded into a new ZeroRedundancyOptimizer on both
+    ranks it steps once more as the one process's sixth step, and so does a plain optimizer
+    it is loaded into here (group_all_reduce=True in its groups; no process group in this
+    process: this process is every rank)."""
+    model, opt = _group_rule_single(name)
+    saved = ranks[0]["zero_groups"][name]["state_dict"]
+    for held, group in zip(saved["param_groups"], opt.param_groups):
+        assert held["group_all_reduce"] is True
+        for key in GROUP_STATES:
+            if key in group:
+                assert math.isclose(held[key], group[key], rel_tol=1e-9)
+    twin = worker.build_odd()
+    twin.load_state_dict(ranks[0]["zero_groups"][name]["weights"])
+    plain = worker.group_rule(name, worker.odd_groups(twin))
+    plain.load_state_dict(saved)
+    for p, q in zip(twin.parameters(), model.parameters()):
+        assert plain.state[p].keys() == opt.state[q].keys()
+        for key, value in opt.state[q].items():
+            torch.testing.assert_close(plain.state[p][key], value, rtol=1e-9, atol=1e-14, msg=key)
+    _group_rule_single(name, 1, model, opt)
+    _group_rule_single(name, 1, twin, plain)
+    _assert_weights(twin.state_dict(), model)
+    for result in ranks:
+        _assert_weights(result["zero_groups"][name]["resumed"]["weights"], model)
+        for held, group in zip(result["zero_groups"][name]["resumed"]["groups"], opt.param_groups):
+            for key, value in held.items():
+                assert math.isclose(value, group[key], rel_tol=1e-9)
+
+
+def test_group_all_reduce_is_checked_before_anything_changes():
+    """group_all_reduce: a bool (a ProcessGroup cannot travel in the param groups that
+    ZeroRedundancyOptimizer pickles), and True only for rules with group reductions."""
+    params = [torch.zeros(3, requires_grad=True)]
+    with pytest.raises(ValueError, match="no group reductions"):
+        ot.AdamW(params, group_all_reduce=True)
+    with pytest.raises(TypeError, match="must be True .* or False"):
+        ot.Prodigy(params, group_all_reduce=1)
+    opt = ot.Prodigy(params)
+    assert "group_all_reduce" not in opt.param_groups[0]     # left out of the groups unless given
+    with pytest.raises(TypeError, match="ProcessGroup is not taken"):
+        opt.add_param_group({"params": [torch.zeros(2, requires_grad=True)], "group_all_reduce": "world"})
+    assert len(opt.param_groups) == 1

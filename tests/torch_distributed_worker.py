@@ -6,8 +6,10 @@ Trains the model of `build()` on this rank's half of the batch of `data()` with 
 127.0.0.1, three ways in turn, and saves what the tests compare (torch.save to OUT):
 DDP + optforge.torch.AdamW; DDP + ZeroRedundancyOptimizer over optforge.torch.AdamW (state
 dict consolidated on rank 0); FSDP2 fully_shard + optforge.torch.AdamW, and the rules with
-norms (NORM_RULES) on a model whose shards are uneven.
+norms (NORM_RULES) on a model whose shards are uneven; ZeroRedundancyOptimizer over the
+rules with group reductions (GROUP_RULES, zero_groups).
 """
+import copy
 import datetime
 import sys
 
@@ -149,12 +151,79 @@ def fsdp(rank, world):
     return result
 
 
+# rules with group reductions under ZeroRedundancyOptimizer (zero_groups): Prodigy's d and
+# ClippedAdamW's global norm (max_norm below the gradients' norm: the clipping acts)
+GROUP_RULES = {"Prodigy": {"lr": 1.0, "d0": 1e-3}, "ClippedAdamW": {"lr": LR, "max_norm": 0.05}}
+
+
+def group_rule(name, params, **keywords):
+    return _rule(name)(params, weight_decay=WD, **GROUP_RULES[name], **keywords)
+
+
+def odd_groups(model):
+    """Two param groups of build_odd()'s model: its first three tensors (weights 7x5 and 3x7,
+    bias 7) and its last bias (3) alone. ZeRO's
+    partition (largest first, to the rank with the fewest elements so far) gives rank 0 the
+    7x5 weight alone and rank 1 the others: rank 0 holds no tensor of the second group."""
+    params = list(model.parameters())
+    return [{"params": params[:3]}, {"params": params[3:]}]
+
+
+def zero_groups(rank, world):
+    """GROUP_RULES under ZeroRedundancyOptimizer (DDP averaging the gradients) with
+    group_all_reduce=True: weights, group states and the partition; without it (each rank's
+    group values over its partition alone); and a state dict consolidated on rank 0, loaded
+    on every rank into a new ZeroRedundancyOptimizer that steps once more."""
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    def run(name, steps=STEPS, state=None, weights=None, **keywords):
+        model = build_odd()
+        if weights is not None:
+            model.load_state_dict(weights)
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        opt = ZeroRedundancyOptimizer(odd_groups(ddp.module), optimizer_class=_rule(name),
+                                      weight_decay=WD, **GROUP_RULES[name], **keywords)
+        if state is not None:
+            opt.load_state_dict(copy.deepcopy(state))     # (ZeRO clears the other ranks' states in it)
+        x, y = _shard(*data_odd(), rank, world)
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(ddp(x), y).backward()
+            opt.step()
+        return model, opt
+
+    def summary(model, opt):
+        return {"weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "groups": [{k: v for k, v in g.items() if k in ("d", "d_max", "d_numerator")}
+                           for g in opt.param_groups],
+                "local": [len(g["params"]) for g in opt.optim.param_groups]}
+
+    out = {}
+    for name in GROUP_RULES:
+        model, opt = run(name, group_all_reduce=True)
+        result = summary(model, opt)
+        result["without"] = summary(*run(name))
+        opt.consolidate_state_dict(to=0)
+        state = [opt.state_dict() if rank == 0 else None]
+        dist.broadcast_object_list(state, src=0)
+        result["state_dict"] = state[0]
+        resumed = run(name, steps=1, state=state[0], weights=result["weights"], group_all_reduce=True)
+        result["resumed"] = summary(*resumed)
+        out[name] = result
+    return out
+
+
+def _rule(name):
+    import optforge.torch as ot
+    return getattr(ot, name)
+
+
 def main(rank, world, port, out):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=60))
     try:
         result = {"ddp": ddp(rank, world, zero=False), "zero": ddp(rank, world, zero=True),
-                  "fsdp": fsdp(rank, world)}
+                  "fsdp": fsdp(rank, world), "zero_groups": zero_groups(rank, world)}
         torch.save(result, out)
     finally:
         dist.destroy_process_group()

@@ -4,8 +4,8 @@ The signature is the params-style class's (`params_api.params_class`: torch's na
 `lr`, `betas`, `eps`, `weight_decay`, a hyperparameter's `keyword`, ...) plus torch's
 implementation keywords (`foreach`, `fused` and `differentiable` accepted, the last for
 element-wise rules; `capturable` and torch keywords the spec lacks refused unless left at
-torch's default: conventions/torch_keywords.py)
-and `master_weights`; the class holds no code of its own beyond `optimizer.Optimizer`.
+torch's default: conventions/torch_keywords.py), `master_weights` and `group_all_reduce`;
+the class holds no code of its own beyond `optimizer.Optimizer`.
 """
 import inspect
 
@@ -33,14 +33,14 @@ def twin(spec_class):
 def torch_class(spec_class):
     """The torch optimizer class for a spec-built class: (params, lr=<default>, *, <keywords>,
     weight_decay=<default>, foreach=None, fused=None, capturable=False, differentiable=False,
-    master_weights=False).
+    master_weights=False, group_all_reduce=False).
 
     A class named as a torch.optim class (`twin`) checks its arguments as torch's does
     first (torch_checks.py), takes torch's default objects where they are equal (0 where
     torch writes 0, so param groups hold what torch's hold), and keeps the keywords torch's
     class lacks out of its param groups unless they are given (`master_weights`, Rprop's
     `weight_decay`, ...): its state_dict has torch's keys. Other classes keep only
-    `master_weights` out unless given."""
+    `master_weights` and `group_all_reduce` out unless given."""
     if spec_class in _CLASSES:
         return _CLASSES[spec_class]
     spec = spec_class.SPEC
@@ -57,8 +57,9 @@ def torch_class(spec_class):
                 and type(other.default) is not type(parameter.default):
             parameters[k] = parameter.replace(default=other.default)    # torch's 0 for our 0.0
     signature = inspect.Signature(parameters)
+    own_keywords = (torch_keywords.MASTER_WEIGHTS, torch_keywords.GROUP_ALL_REDUCE)
     implied = {p.name: p.default for p in parameters[2:]
-               if p.name == torch_keywords.MASTER_WEIGHTS or (theirs is not None and p.name not in torch_parameters)}
+               if p.name in own_keywords or (theirs is not None and p.name not in torch_parameters)}
     constants = torch_keywords.group_constants(spec)
     name = spec["name"] if theirs is not None else None
 
@@ -89,7 +90,10 @@ def torch_class(spec_class):
            + "".join(f"{name}: only {value!r} ({reason}). " for name, (value, reason)
                      in torch_keywords.refused(spec).items())
            + "master_weights: keep a float32 master copy and float32 states for float16/bfloat16 "
-           "parameters.\n\n"
+           "parameters. group_all_reduce: True for a rule with group reductions (group_sum) under "
+           "ZeroRedundancyOptimizer (it passes the keyword to each rank's optimizer): the param group's "
+           "group values are all-reduced in float64 over every rank of the default process group, so each "
+           "rank's partition steps with the values of the whole group; other rules refuse True.\n\n"
            + (spec_class.__doc__ or ""))
     bases = (Optimizer,)
     if getattr(spec_class._module, "MODES", None) is not None:   # train()/eval() (modes.py)

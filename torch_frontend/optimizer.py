@@ -52,6 +52,7 @@ from . import compiled, shards, tensors, torch_checks, torch_matrix, torch_nativ
 from .launch_cache import GroupLaunch
 
 MASTER = "master_weight"
+GROUP_ALL_REDUCE = torch_keywords.GROUP_ALL_REDUCE
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
                  "float64": torch.float64}
@@ -135,6 +136,7 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True: "
                              f"its rule reduces over the whole param group (group_sum), which the torch-native "
                              f"path does not run yet")
+        _check_all_reduce(type(self).__name__, engine, values.get(GROUP_ALL_REDUCE, False))
         if values.get("differentiable") and values.get("master_weights"):
             raise ValueError(f"optforge.torch.{type(self).__name__} does not support differentiable=True "
                              f"with master_weights=True")
@@ -258,7 +260,7 @@ class Optimizer(torch.optim.Optimizer):
         try:
             for batch in batches.values():
                 prepared.append(self._prepare(batch, rescale_grad, created))
-            self._plan_groups(prepared)
+            settle = self._plan_groups(prepared)
         except BaseException:
             for param, name in created:
                 self.state[param].pop(name, None)
@@ -271,6 +273,8 @@ class Optimizer(torch.optim.Optimizer):
             with tensors.on_current_stream(finish.device):
                 step.run()
             finish()
+        for write in settle:
+            write()
         self._views.trim(len(work) + sum(len(g["params"]) for g in self.param_groups if id(g) in skip))
         self._keep_launches(work)
 
@@ -278,13 +282,31 @@ class Optimizer(torch.optim.Optimizer):
         """Plan the batches of rules with group reductions (`_prepare` leaves them unplanned):
         a param group's partials from every batch it was split into (by dtype, device, master
         weights), combined in float64, then each batch planned with the group's values; each
-        launch's run writes the group states' new values into the group."""
-        pending = [(launch, finish) for launch, finish in prepared if getattr(finish, "grouped", None)]
+        launch's run writes the group states' new values into the group.
+
+        A group with `group_all_reduce=True` (ZeroRedundancyOptimizer: this rank holds a
+        partition of the parameters) takes its values over every rank of the default process
+        group, and so joins the all-reduce even with no parameter (or no gradient) here: an
+        empty partition contributes nothing (a sum of 0, a max of -inf, a min of +inf). Its
+        group states' new values are then taken from the first rank that computed them
+        (`_settled_states`), so every rank holds the same. Returns what to run after the
+        launches ran: those writes for the groups with no launch on this rank."""
         by_group = {}
-        for launch, finish in pending:
-            by_group.setdefault(id(finish.grouped[1]), []).append((launch, finish))
-        for members in by_group.values():
-            engine, group = members[0][0].engine, members[0][1].grouped[1]
+        for launch, finish in prepared:
+            if getattr(finish, "grouped", None):
+                by_group.setdefault(id(finish.grouped[1]), []).append((launch, finish))
+        for group in self.param_groups:     # (before any collective: every rank refuses alike)
+            if group.get(GROUP_ALL_REDUCE, False) and any(tensors.is_sharded(p) for p in group["params"]):
+                raise ValueError(f"{type(self).__name__}: {GROUP_ALL_REDUCE}=True is for parameters partitioned "
+                                 "whole over the ranks (ZeroRedundancyOptimizer); the group values of FSDP2-sharded "
+                                 "parameters are all-reduced over their shard groups without it")
+        settle = []
+        for group in self.param_groups:     # (in order: every rank joins the same collectives)
+            members = by_group.get(id(group), [])
+            everywhere = group.get(GROUP_ALL_REDUCE, False) and _world()
+            if not members and not everywhere:
+                continue
+            engine = members[0][0].engine if members else self._engine(group)
             held = params_api.group_states(engine, group)
             found = {}
             for launch, finish in members:
@@ -294,17 +316,30 @@ class Optimizer(torch.optim.Optimizer):
                                                            bool(launch.fused)).items():
                     found.setdefault(name, []).extend(partial)
             combined = group_values.combined(engine, found)
-            mesh = _group_shards(group)
-            if mesh:    # FSDP2: each rank summed its shards; the group's values are over every rank
+            mesh = everywhere or _group_shards(group)
+            if mesh:    # FSDP2: each rank summed its shards; ZeRO: its partition. The values are over every rank
                 ops = {value: op for op, value, _ in engine.module.GROUP["reductions"]}
                 combined = shards.all_reduced_group(combined, ops, mesh)
             for launch, finish in members:
                 launch.plan(finish.grouped[0]._replace(group={**held, **combined}))
-
-            def write(group=group, launches=[launch for launch, _ in members]):
+            launches = [launch for launch, _ in members]
+            if everywhere:
+                new = {}
                 for launch in launches:
-                    group.update(launch.group_updates)
-            members[-1][1].after = write
+                    new.update(launch.group_updates)
+                new = _settled_states(engine, new, mesh)
+
+                def write(group=group, new=new):
+                    group.update(new)
+            else:
+                def write(group=group, launches=launches):
+                    for launch in launches:
+                        group.update(launch.group_updates)
+            if members:
+                members[-1][1].after = write
+            else:
+                settle.append(write)
+        return settle
 
     def _keep_launches(self, work):
         """Keep the native launch of every group that took the full path with a gradient for
@@ -316,7 +351,7 @@ class Optimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             items = stepped.get(id(group), ())
             kept = self._launches.get(id(group))
-            if len(items) == len(group["params"]) and not (kept and kept[0] is group and kept[1] is False) \
+            if items and len(items) == len(group["params"]) and not (kept and kept[0] is group and kept[1] is False) \
                     and not any(item[1] or item[6] for item in items) and not group.get("differentiable"):
                 launch = GroupLaunch.build(self, group, items[0][0], first)
                 if launch is None:
@@ -658,6 +693,21 @@ def _part(engine, state, name, view, grad):
     return Blockwise8bit(view(state[name]), view(absmax), stored_states.signed(engine.states[name]))
 
 
+def _check_all_reduce(name, engine, value):
+    """`group_all_reduce`: True or False (TypeError otherwise); True only for a rule with group
+    reductions (ValueError: nothing of another rule's step is over the group)."""
+    if type(value) is not bool:
+        raise TypeError(f"optforge.torch.{name}: {GROUP_ALL_REDUCE} must be True (the group values over "
+                        f"every rank of the default process group) or False, got {type(value).__name__}; "
+                        "a ProcessGroup is not taken: ZeroRedundancyOptimizer copies every keyword into the "
+                        "param groups it saves and sends between ranks, which a ProcessGroup cannot be "
+                        "pickled into")
+    if value and not (engine.grouped and engine.module.GROUP["reductions"]):
+        raise ValueError(f"optforge.torch.{name} does not take {GROUP_ALL_REDUCE}=True: its rule has no group "
+                         "reductions (group_sum, group_max, group_min, group_norm), so each parameter's update "
+                         "reads its own tensors only and ZeroRedundancyOptimizer needs nothing more")
+
+
 def _eager(method):
     """The method run outside dynamo's trace (a graph break where it is called)."""
     return torch.compiler.disable(method)
@@ -742,6 +792,34 @@ def _tensor(array, param):
     if array.ndim == 0 and type(array).__module__ == "numpy":
         return torch.from_numpy(array)
     return tensors.like_param(array, param)
+
+
+def _world():
+    """The process groups a param group with `group_all_reduce=True` reduces over: the default
+    one, or none in a process without torch.distributed initialized (it is the only rank)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return ()
+    return (dist.group.WORLD,)
+
+
+def _settled_states(engine, new, groups):
+    """A param group's group states' new values, the same on every rank of `groups`: those
+    of the first rank that computed any (`new`: this rank's, {} where it had no parameter of
+    the group to step). Ranks that stepped computed them from the same all-reduced values,
+    the same old values and the same hyperparameters, so they agree; one all-gather of
+    (stepped, values) in float64. {} when no rank stepped (the states stay as they are)."""
+    names = engine.module.GROUP["states"]
+    if not names:
+        return {}
+    dist = torch.distributed
+    mine = torch.tensor([1.0 if new else 0.0] + [float(new.get(name, 0.0)) for name in names],
+                        dtype=torch.float64)
+    for group in groups:
+        every = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(every, mine, group=group)
+        mine = next((row for row in every if row[0] > 0), mine)
+    return {name: float(mine[k + 1]) for k, name in enumerate(names)} if mine[0] > 0 else {}
 
 
 def _group_shards(group):

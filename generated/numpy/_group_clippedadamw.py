@@ -30,6 +30,7 @@ SPEC = {
     ],
     'notes': [
         'The global norm is taken over every gradient of the param group (the parameters of one update call in the MXNet style) through group_norm, in float64: one reduction pass before the update.',
+        "Under FSDP2 optforge.torch all-reduces the norm's sum of squares over the shards itself; under ZeroRedundancyOptimizer, whose per-rank optimizers each hold a partition of the parameters, optforge.torch's group_all_reduce=True takes it over every rank (without it each rank clips to the norm of its own partition).",
     ],
     'deviations': [
         "MXNet has no global-norm clipping in its optimizers, and its AdamW scales the decoupled decay by the bias-corrected learning rate; this rule is torch's clip_grad_norm_ followed by torch.optim.AdamW.",

@@ -46,7 +46,7 @@ SPEC = {
     'deviations': [
         'MXNet has no Prodigy optimizer.',
         'prodigyopt shares one d across all param groups of an optimizer; here each param group (the parameters of one update call) keeps its own. With one param group they agree.',
-        "prodigyopt's slice_p (estimating d from every p-th element) and fsdp_in_use are not offered: d is estimated from every element; under FSDP2 optforge.torch all-reduces the group sums over the shards itself, while under ZeroRedundancyOptimizer each rank's optimizer sees its own partition of the parameters as its group.",
+        "prodigyopt's slice_p (estimating d from every p-th element) and fsdp_in_use are not offered: d is estimated from every element; under FSDP2 optforge.torch all-reduces the group sums over the shards itself; under ZeroRedundancyOptimizer, whose per-rank optimizers each hold a partition of the parameters, optforge.torch's group_all_reduce=True takes the group sums over every rank (without it each rank estimates d from its own partition).",
     ],
     'spec': 'specs/prodigy.toml',
     'learning_rate': 1.0,

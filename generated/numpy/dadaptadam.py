@@ -42,7 +42,7 @@ SPEC = {
     'deviations': [
         'MXNet has no D-Adaptation optimizer.',
         'dadaptation shares one d across all param groups of an optimizer; here each param group (the parameters of one update call) keeps its own. With one param group they agree.',
-        "dadaptation's log_every and fsdp_in_use are not offered: under FSDP2 optforge.torch all-reduces the group sums over the shards itself, while under ZeroRedundancyOptimizer each rank's optimizer sees its own partition of the parameters as its group.",
+        "dadaptation's log_every and fsdp_in_use are not offered: under FSDP2 optforge.torch all-reduces the group sums over the shards itself; under ZeroRedundancyOptimizer, whose per-rank optimizers each hold a partition of the parameters, optforge.torch's group_all_reduce=True takes the group sums over every rank (without it each rank estimates d from its own partition).",
     ],
     'spec': 'specs/dadaptadam.toml',
     'learning_rate': 1.0,
