@@ -975,6 +975,7 @@ class Shampoo(Optimizer):
         differentiable: bool = False,
         capturable: Literal[False] = False,
         master_weights: bool = False,
+        group_all_reduce: bool = False,
     ) -> None: ...
 
 
