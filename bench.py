@@ -184,11 +184,16 @@ CPU_OPTIMIZERS = {
     # runs after muon's rows whenever muon is named
     "muon-bf16": ("torch", {"ns_dtype": "bfloat16"}, "Muon", {}, "single"),
     "adafactor": ("torch", {}, "Adafactor", {}, "foreach"),
+    # Shampoo against torch-optimizer's: every step a refresh (update_freq = 1, both defaults:
+    # two inverse roots per step), and, run after it, steps between refreshes (the roots kept)
+    "shampoo": ("mxnet2", {}, "torch_optimizer.Shampoo", {}, "single"),
+    "shampoo-kept": ("mxnet2", {"update_freq": 10 ** 6}, "torch_optimizer.Shampoo", {"update_freq": 10 ** 6},
+                     "single"),
 }
-MATRIX_OPTIMIZERS = ("muon", "muon-bf16", "adafactor")
+MATRIX_OPTIMIZERS = ("muon", "muon-bf16", "adafactor", "shampoo", "shampoo-kept")
 # rows of optforge.torch on torch tensors (the name of its rule), not of the MXNet-style class on NumPy arrays
-TORCH_FRONTEND = {"muon-bf16": "muon"}
-COMPANIONS = {"muon": "muon-bf16"}      # measured with the rule named
+TORCH_FRONTEND = {"muon-bf16": "muon", "shampoo": "shampoo", "shampoo-kept": "shampoo"}
+COMPANIONS = {"muon": "muon-bf16", "shampoo": "shampoo-kept"}      # measured with the rule named
 # A Muon step on a 4096 x 4096 matrix takes seconds on the CPU: the matrix rules sweep up
 # to 2^22 parameters (2048 x 2048) besides the issue's two matrices, with at most 5 steps
 # per side, so that both rules' rows finish in one run of a few minutes
@@ -199,7 +204,10 @@ MATRIX_REPEAT = 5
 # Group reductions need a pass over the group before the update (28 B for Adam's update,
 # 36 B with s as well): Prodigy's partials read g, p0, p and s (16 B; p0 is never written),
 # DAdaptAdam's g, s and v (12 B; with wd = 0, as benchmarked), ClippedAdamW's g (4 B).
-PASS_BYTES = {"lamb": 40, "prodigy": 52, "dadaptadam": 48, "clippedadamw": 32}
+PASS_BYTES = {"lamb": 40, "prodigy": 52, "dadaptadam": 48, "clippedadamw": 32,
+              # compute-bound (products, eigendecompositions): the weight and gradient alone; the
+              # step time, not GB/s, is the measure
+              "shampoo": 12, "shampoo-kept": 12}
 # Peers whose step is torch.nn.utils.clip_grad_norm_(params, max_norm) and then the optimizer's
 CLIP_FIRST = {"clippedadamw": 1.0}
 
