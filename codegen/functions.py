@@ -275,6 +275,28 @@ class Eigh(sympy.Function):
     nargs = 1
 
 
+class QR(sympy.Function):
+    """`qr(a)`: the orthonormal factor Q of a = QR, per square matrix of the view (LAPACK's
+    Householder QR, as numpy.linalg.qr: each column's sign is the library's). SOAP's power
+    iteration refreshes its eigenbases with it."""
+
+    nargs = 1
+
+
+class SortRows(sympy.Function):
+    """`sort_rows(x, key)`: the rows of each matrix of `x` reordered by `key` (one value per
+    row), largest first; equal keys keep their order (a stable sort)."""
+
+    nargs = 2
+
+
+class SortCols(sympy.Function):
+    """`sort_cols(x, key)`: the columns of each matrix of `x` reordered by `key` (one value
+    per column), largest first; equal keys keep their order (a stable sort)."""
+
+    nargs = 2
+
+
 class GroupSum(sympy.Function):
     """`group_sum(x)`: the sum over every parameter of the group of a per-tensor value `x`
     (a whole-tensor reduction or a per-tensor scalar), in float64; one host value per step."""
@@ -303,9 +325,11 @@ GROUP_OPS = {GroupSum: "sum", GroupMax: "max", GroupMin: "min"}
 
 
 # Functions that need the weight seen as a matrix
-MATRIX_FUNCTIONS = COL_REDUCTIONS + (Transpose, MatMul, InverseRoot, Eigh)
 # Functions of a square matrix (a product such as matmul(g, transpose(g)) or a square state)
-SQUARE_FUNCTIONS = (InverseRoot, Eigh)
+SQUARE_FUNCTIONS = (InverseRoot, Eigh, QR)
+# Reorderings of rows or columns by a key
+SORTS = (SortRows, SortCols)
+MATRIX_FUNCTIONS = COL_REDUCTIONS + (Transpose, MatMul) + SQUARE_FUNCTIONS + SORTS
 
 
 class Normal(sympy.Function):
@@ -357,6 +381,9 @@ FUNCTIONS = {
     "matmul": (MatMul, (2,)),
     "inverse_root": (InverseRoot, (2,)),
     "eigh": (Eigh, (1,)),
+    "qr": (QR, (1,)),
+    "sort_rows": (SortRows, (2,)),
+    "sort_cols": (SortCols, (2,)),
     "normal": (Normal, (2,)),
     "group_sum": (GroupSum, (1,)),
     "group_max": (GroupMax, (1,)),

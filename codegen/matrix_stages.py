@@ -3,7 +3,7 @@
 The native kernels of a matrix rule (docs/architecture.md, "Matrix-shaped rules") run
 its `TensorProgram` as a sequence of items:
 - `Library`: an instruction that is not element-wise (`matmul`, `transpose`,
-  `inverse_root`, `eigh`, and the reductions `norm`, `sum`, `max`, `min`, `row_*`, `col_*`), run by the array module (BLAS
+  `inverse_root`, `eigh`, `qr`, `sort_rows`, `sort_cols`, and the reductions `norm`, `sum`, `max`, `min`, `row_*`, `col_*`), run by the array module (BLAS
   products, NumPy reductions);
 - the loop markers `loop`, `phi`, `end`, `carried` of a hyperparameter-counted loop,
   kept as they are (the driver is a Python `for`);
@@ -12,17 +12,17 @@ its `TensorProgram` as a sequence of items:
 
 Shapes are symbolic pairs built from "r", "c" and "1" (the matrix view's rows and
 columns; "()" for a whole-tensor scalar), computed here as the parser computes them:
-a transpose swaps, a product takes the outer sizes, a function of a square matrix keeps
-its shape, element-wise operations broadcast.
+a transpose swaps, a product takes the outer sizes, a function of a square matrix and a
+sort keep their operand's shape, element-wise operations broadcast.
 Within a cut the stages are ordered smallest shape first: an element-wise value is never
 smaller than its operands, so a stage reads only values of earlier items or its own.
 """
 from dataclasses import dataclass, field
 
 from .ir import COLS, DEVICE, ROWS
-from .tac import COL_OPS, REDUCTION_OPS, ROW_OPS, SQUARE_OPS, WHOLE_OPS, Val
+from .tac import COL_OPS, REDUCTION_OPS, ROW_OPS, SORT_OPS, SQUARE_OPS, WHOLE_OPS, Val
 
-LIBRARY_OPS = {"matmul", "transpose", *SQUARE_OPS, *REDUCTION_OPS}
+LIBRARY_OPS = {"matmul", "transpose", *SQUARE_OPS, *SORT_OPS, *REDUCTION_OPS}
 MARKERS = {"loop", "phi", "end", "carried"}
 _INPUT_SHAPES = {DEVICE: (), ROWS: ("r", "1"), COLS: ("1", "c")}
 _SQUARE_SHAPES = {"rows_by_rows": ("r", "r"), "cols_by_cols": ("c", "c")}
@@ -62,7 +62,7 @@ def shapes(program):
             shape[v.id] = operands[0][::-1]
         elif v.op == "matmul":
             shape[v.id] = (operands[0][0], operands[1][1])
-        elif v.op in SQUARE_OPS:
+        elif v.op in SQUARE_OPS or v.op in SORT_OPS:
             shape[v.id] = operands[0]
         elif v.op in WHOLE_OPS:
             shape[v.id] = ()

@@ -18,7 +18,7 @@ from sympy.core.parameters import distribute
 
 from .errors import Cascade, SpecError
 from .functions import (COL_REDUCTIONS, FUNCTIONS, GROUP_REDUCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, GroupSum,
-                        IsNone, MatMul, Normal, Sqrt, StringLiteral, TensorSum, Transpose)
+                        IsNone, MatMul, Normal, SortRows, Sqrt, StringLiteral, TensorSum, Transpose)
 from .ir import COLS, DEVICE, HOST, KIND_ORDER, ROWS, TENSOR, Assign, If, Location, Loop, join_kinds
 
 MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
@@ -880,6 +880,26 @@ class FormulaParser:
     def _call_eigh(self, cls, name, node, narrowed):
         a = self._square_argument(name, node, narrowed)
         return Value(cls(a.expr), NUM, TENSOR)
+
+    _call_qr = _call_eigh
+
+    def _call_sort(self, cls, name, node, narrowed):
+        """sort_rows(x, key), sort_cols(x, key): x a matrix, key one value per row (rows) or
+        per column (cols) of it."""
+        x = self._matrix_argument(name, node, node.args[0], narrowed)
+        key = self._matrix_argument(name, node, node.args[1], narrowed)
+        shape, key_shape = self._shape(x.expr, node.args[0]), self._shape(key.expr, node.args[1])
+        if shape is None or shape == ("1", "1"):
+            raise self.error(f"{name}() reorders a matrix; its first argument is not one", node.args[0])
+        rows = cls is SortRows
+        wanted = (shape[0], "1") if rows else ("1", shape[1])
+        if key_shape != wanted:
+            what = "row" if rows else "column"
+            raise self.error(f"{name}(x, key): key is one value per {what} of x, shape {shape_text(wanted)}; "
+                             f"it has shape {shape_text(key_shape) if key_shape else '(1, 1)'}", node.args[1])
+        return Value(cls(x.expr, key.expr), NUM, TENSOR)
+
+    _call_sort_rows = _call_sort_cols = _call_sort
 
     def _call_normal(self, cls, name, node, narrowed):
         seed = self.names.get("seed")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .functions import (Abs, Clip, ColMax, ColMean, ColMin, ColSum, Eigh, Exp, InverseRoot, IsFinite, Log, MatMul,
-                        Maximum, Minimum, Norm, Normal, RowMax, RowMean, RowMin, RowSum, Sign, Sqrt, SumOfProducts, TensorMax,
+from .functions import (QR, Abs, Clip, ColMax, ColMean, ColMin, ColSum, Eigh, Exp, InverseRoot, IsFinite, Log,
+                        MatMul, Maximum, Minimum, Norm, Normal, RowMax, RowMean, RowMin, RowSum, Sign, SortCols, SortRows, Sqrt, SumOfProducts, TensorMax,
                         TensorMin, TensorSum, Transpose, Where)
 from .ir import COLS, DEVICE, KIND_ORDER, ROWS, TENSOR
 
@@ -30,8 +30,9 @@ REDUCTION_OPS = WHOLE_OPS + ROW_OPS + COL_OPS
 REDUCE = {Norm: "norm", TensorSum: "sum", TensorMax: "max", TensorMin: "min", RowMean: "row_mean",
           RowSum: "row_sum", RowMax: "row_max", RowMin: "row_min", ColMean: "col_mean", ColSum: "col_sum",
           ColMax: "col_max", ColMin: "col_min"}
-SQUARE_OPS = ("inverse_root", "eigh")          # functions of square matrices (LAPACK, through the array module)
-MATRIX_OPS = {"matmul", "transpose", *SQUARE_OPS, *COL_OPS}   # need the matrix view (no C++ kernels)
+SQUARE_OPS = ("inverse_root", "eigh", "qr")    # functions of square matrices (LAPACK, through the array module)
+SORT_OPS = ("sort_rows", "sort_cols")           # rows or columns reordered by a key
+MATRIX_OPS = {"matmul", "transpose", *SQUARE_OPS, *SORT_OPS, *COL_OPS}   # need the matrix view (no C++ kernels)
 COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "ne", "and", "or"}
 BOOLEAN_OPS = {"gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "isfinite"}
 UNARY = {Sqrt: "sqrt", Abs: "abs", Sign: "sign", Exp: "exp", Log: "log", IsFinite: "isfinite"}
@@ -149,7 +150,7 @@ class _Lowering:
             shape = ROWS
         elif op in COL_OPS:
             shape = COLS
-        elif op in ("matmul", "transpose", *SQUARE_OPS):
+        elif op in ("matmul", "transpose", *SQUARE_OPS, *SORT_OPS):
             shape = TENSOR
         value = Val(len(self.code), op, tuple(args), shape, boolean or op in BOOLEAN_OPS, tag=tag)
         self.code.append(value)
@@ -207,6 +208,11 @@ class _Lowering:
             return self.emit("inverse_root", self.lower(expr.args[0]), self.lower(expr.args[1]))
         if isinstance(expr, Eigh):
             return self.emit("eigh", self.lower(expr.args[0]))
+        if isinstance(expr, QR):
+            return self.emit("qr", self.lower(expr.args[0]))
+        if isinstance(expr, (SortRows, SortCols)):
+            op = "sort_rows" if isinstance(expr, SortRows) else "sort_cols"
+            return self.emit(op, self.lower(expr.args[0]), self.lower(expr.args[1]))
         raise NotImplementedError(f"cannot lower {expr!r} ({type(expr).__name__})")
 
     def lower_loop(self, block):

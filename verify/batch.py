@@ -48,7 +48,7 @@ def _native_items(cls, dtypes):
         if not source.is_file():
             return []
         return [(source, f"{cls.SPEC['key']}_{v['name']}_stages_{s}") for v in module.VARIANTS.values()
-                for s in suffixes]
+                if v.get("stages") for s in suffixes]
     if not native.has_kernels(module):
         return []
     meta = launch_table.metadata(module)

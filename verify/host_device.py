@@ -139,7 +139,7 @@ class HostLibraries:
     def run_stages(self, module, variant, weight, grad, arrays, scalars):
         """`cpu.run_stages` replaced: the matrix driver with the CUDA stage kernels on the host."""
         suffix = {np.dtype("float32"): "f32", np.dtype("float64"): "f64"}.get(weight.dtype)
-        if suffix is None or "stages" not in variant:
+        if suffix is None or variant.get("stages") is None:
             return False
         kernels = self.kernels(cupy_matrix.source_of(module))
 

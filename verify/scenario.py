@@ -32,14 +32,20 @@ SCHEDULE = (Step(0.01, 0.02, 0.5, 0.6), Step(0.02, 0.01, 2.0, None),
 ELEMENTWISE_SHAPES = ((), (7,), (5, 13), (3, 4, 5), (2, 3, 2, 4))
 # Matrix rules: tall, wide and square matrices, a batch (seen as matrices by the view), a vector
 MATRIX_SHAPES = ((6, 4), (4, 7), (5, 5), (2, 3, 4), (6,))
-# Shipped specs also cross the kernels' 65536-element chunks with one tensor
+# Shipped specs also cross the kernels' 65536-element chunks with one tensor; a rule with
+# square states (one rows x rows and one cols x cols matrix) with a near-square one, whose
+# preconditioners stay small (21847 x 21847 would be 3.8 GB in float64)
 LARGE_SHAPE = (3, 21847)
+LARGE_SQUARE_SHAPE = (256, 259)
 DTYPES = ("float32", "float64")
 
 
 def shapes_for(spec, large=False):
     shapes = MATRIX_SHAPES if spec.get("matrix") else ELEMENTWISE_SHAPES
-    return shapes + ((LARGE_SHAPE,) if large else ())
+    if not large:
+        return shapes
+    square = any(st["shape"] in ("rows_by_rows", "cols_by_cols") for st in spec.get("states", ()))
+    return shapes + ((LARGE_SQUARE_SHAPE if square else LARGE_SHAPE),)
 
 
 def draw(seed, shapes, dtype, steps):

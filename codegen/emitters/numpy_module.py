@@ -94,12 +94,14 @@ def _variant(rule, key, variant, host, arrays, state_classes, staged=None):
     """What the template needs of one variant (or of one mode: key None); `staged`, a matrix
     rule's (program, stage items) of this variant where it has native stage kernels."""
     program = lower(variant, rule)
-    kernel_lines, stage_lines = [], []
+    kernel_lines, stage_lines, library_only = [], [], False
     if rule.matrix:
         kernel_lines = matrix_kernel_lines(program, rule.matrix)
         if staged is not None and any(isinstance(item, Stage) for item in staged[1]):
-            # (a variant that is library calls alone has no stage kernels to call)
             stage_lines = matrix_kernel_lines(staged[0], rule.matrix, staged[1], f"{rule.key}_{variant.name}")
+        # a variant that is library calls alone (or nothing) has no stage kernels to call:
+        # its NumPy code is all there is, on every backend
+        library_only = staged is not None and not stage_lines
     else:
         plan = schedule(program, state_classes)
         for step in plan.steps:
@@ -138,6 +140,7 @@ def _variant(rule, key, variant, host, arrays, state_classes, staged=None):
         and all(v.shape not in ("rows", "device") for v in program.inputs.values()),
         "kernel_lines": kernel_lines,
         "stage_lines": stage_lines,
+        "library_only": library_only,
         "written": written or ["nothing"],
         "kernel_doc": _kernel_doc(program, written or ["nothing"], rule.matrix),
     }
@@ -311,6 +314,24 @@ class MatrixArrayPrinter(ArrayPrinter):
     def _print_step_eigh(self, step):
         a = self._operand(step.operands[0])
         return self._bind(step, f"{self._eigh(a)}[1].astype({a}.dtype, copy=False)")
+
+    def _print_step_qr(self, step):
+        a = self._operand(step.operands[0])
+        return self._bind(step, f"xp.linalg.qr({a}.astype(xp.promote_types({a}.dtype, xp.float32), copy=False))[0]"
+                                f".astype({a}.dtype, copy=False)")
+
+    def _sort(self, step, axis):
+        """The rows (axis -2) or columns (axis -1) of x taken in the order of a stable sort of
+        -key (largest first), the order broadcast over the other axis."""
+        x, key = (self._operand(o) for o in step.operands)
+        order = f"xp.argsort(-{key}, axis={axis}, kind='stable')"
+        return self._bind(step, f"xp.take_along_axis({x}, xp.broadcast_to({order}, {x}.shape), axis={axis})")
+
+    def _print_step_sort_rows(self, step):
+        return self._sort(step, -2)
+
+    def _print_step_sort_cols(self, step):
+        return self._sort(step, -1)
 
 
 def _kernel_doc(program, written, matrix=""):

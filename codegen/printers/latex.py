@@ -196,6 +196,15 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
     def _print_Eigh(self, expr, exp=None):
         return self._call("eigvecs", expr.args[0])
 
+    def _print_QR(self, expr, exp=None):
+        return self._call("qr", expr.args[0])
+
+    def _print_SortRows(self, expr, exp=None):
+        return self._call("sort\\_rows", *expr.args)
+
+    def _print_SortCols(self, expr, exp=None):
+        return self._call("sort\\_cols", *expr.args)
+
     def _print_Normal(self, expr, exp=None):
         mean, std = expr.args[:2]
         std = self._print(std) if std.is_Symbol or std.is_Number else f"\\left({self._print(std)}\\right)"

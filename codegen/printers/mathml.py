@@ -262,6 +262,15 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
     def _print_Eigh(self, expr):
         return self._call("eigvecs", expr.args[0])
 
+    def _print_QR(self, expr):
+        return self._call("qr", expr.args[0])
+
+    def _print_SortRows(self, expr):
+        return self._call("sort_rows", *expr.args)
+
+    def _print_SortCols(self, expr):
+        return self._call("sort_cols", *expr.args)
+
     def _print_Normal(self, expr):
         mean, std = expr.args[:2]
         std = self._print(std) if std.is_Symbol or std.is_Number else self.fenced(self._print(std))

@@ -324,10 +324,10 @@ class Engine:
                 module = self.module
                 if fused and xp is numpy and variant["elementwise"] and cpu.blockable(weight, grad, arrays):
                     cpu.run_blocked(kernel, weight, grad, arrays, scalars)
-                elif fused and xp is numpy and "stages" in variant \
+                elif fused and xp is numpy and variant.get("stages") \
                         and cpu.run_stages(module, variant, weight, grad, arrays, scalars):
                     pass        # a matrix rule's stage kernels between NumPy products
-                elif fused and xp is not numpy and "stages" in variant \
+                elif fused and xp is not numpy and variant.get("stages") \
                         and _cuda_stages(module, variant, weight, grad, arrays, scalars):
                     pass        # its CUDA stage kernels between cuBLAS products
                 else:
