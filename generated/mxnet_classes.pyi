@@ -41,6 +41,7 @@ __all__ = [
     'SGD',
     'SGLD',
     'SM3',
+    'SOAP',
     'ScheduleFreeAdamW',
     'Shampoo',
     'Signum',
@@ -1092,6 +1093,41 @@ class SM3(SpecOptimizer):
         rescale_grad: float = 1.0,
         param_idx2name: dict[int, str] | None = None,
         wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class SOAP(SpecOptimizer):
+    "SOAP: Adam run in the eigenbasis of Shampoo's preconditioners, the basis refreshed by one power iteration every precondition_frequency steps (specs/soap.toml)."
+    beta1: float
+    beta2: float
+    shampoo_beta: float | None
+    epsilon: float
+    precondition_frequency: int
+    correct_bias: bool
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.003,
+        beta1: float = 0.95,
+        beta2: float = 0.95,
+        shampoo_beta: float | None = None,
+        epsilon: float = 1e-08,
+        precondition_frequency: int = 10,
+        correct_bias: bool = True,
+        wd: float = 0.01,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
         clip_gradient: float | None = None,
         lr_scheduler: Callable[[int], float] | None = None,
         sym: Any = None,

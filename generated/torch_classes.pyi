@@ -44,6 +44,7 @@ __all__ = [
     'SGD',
     'SGLD',
     'SM3',
+    'SOAP',
     'ScheduleFreeAdamW',
     'Shampoo',
     'Signum',
@@ -915,6 +916,31 @@ class SM3(Optimizer):
         beta: float = 0.0,
         eps: float = 1e-30,
         weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        differentiable: bool = False,
+        capturable: Literal[False] = False,
+        master_weights: bool = False,
+        group_all_reduce: bool = False,
+    ) -> None: ...
+
+
+class SOAP(Optimizer):
+    "SOAP: Adam run in the eigenbasis of Shampoo's preconditioners, the basis refreshed by one power iteration every precondition_frequency steps (specs/soap.toml)."
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.003,
+        *,
+        betas: tuple[float, float] = (0.95, 0.95),
+        shampoo_beta: float | None = None,
+        eps: float = 1e-08,
+        precondition_frequency: int = 10,
+        correct_bias: bool = True,
+        weight_decay: float = 0.01,
         state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
         min_8bit_size: int = 4096,
         foreach: bool | None = None,

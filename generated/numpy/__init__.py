@@ -38,6 +38,7 @@ MODULES = (
     'shampoo',
     'signum',
     'sm3',
+    'soap',
     'test',
     'yogi',
     'mxnet1.adadelta',
