@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import optforge
+from optforge.runtime.backends import cupy_quantized
 from optforge.runtime.backends import quantized as Q
 from optforge.verify import host_device
 
@@ -42,9 +43,12 @@ SUFFIX = {"8bit": "f32_q8", "bfloat16": "f32_qbf16", "bfloat16_stochastic": "f32
 
 
 @pytest.fixture
-def libraries(request, tmp_path_factory):
-    """The CuPy backend launching the host builds of the `.cu` files it needs."""
+def libraries(request, tmp_path_factory, monkeypatch):
+    """The CuPy backend launching the host builds of the `.cu` files it needs; a single
+    tensor's 8-bit kernel gets 6 thread blocks (2 SMs of 3), fewer than its blocks of 256,
+    so that each thread block steps over several."""
     cuda_host.need(cuda_host.compiler(), "g++")
+    monkeypatch.setattr(cupy_quantized, "BLOCKS_PER_SM", 3)
     folder = cuda_host.cache_folder(request.config, tmp_path_factory)
     libraries = host_device.HostLibraries(folder)
     with host_device.host_cuda_backend(libraries):
@@ -115,6 +119,8 @@ def test_cuda_kernels_equal_the_numpy_reference_bit_for_bit(libraries, flavor, n
             assert len(got) == len(want) and got
             for k, (a, b) in enumerate(zip(got, want)):
                 assert_same_bits(a, b, f"step {step}, parameter {i}: state part {k}")
+    grids = [grid for n, grid in libraries.launched if n.endswith("_f32_q8")]
+    assert all(grid == (6,) for grid in grids), grids
     launched = [n for n, _ in libraries.launched]
     suffix = SUFFIX[storage]
     assert sum(n.endswith("_" + suffix) for n in launched) == len(STEPS), launched          # single tensor
