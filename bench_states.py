@@ -1,4 +1,5 @@
-"""`optforge bench --device cpu --state-storage 8bit|bfloat16`: steps with quantized states.
+"""`optforge bench --device cpu --state-storage 8bit|bfloat16|bfloat16_stochastic`: steps with
+quantized states (bfloat16_stochastic: bfloat16 rounded stochastically).
 
 Per optimizer (Adam, AdamW) and layout (2^k parameters in one tensor, ResNet-50's 161
 tensors): optforge's native kernels with the states stored in 8 bits or bfloat16 against

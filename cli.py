@@ -111,7 +111,7 @@ def main(argv=None):
     bench.add_argument("--no-models", action="store_true",
                        help="CPU: leave out the ResNet-50 and 1000 x 4096 layouts")
     bench.add_argument("--plot", default=None, metavar="FILE", help="CPU: a PNG of GB/s against size (matplotlib)")
-    bench.add_argument("--state-storage", choices=("8bit", "bfloat16"), default=None,
+    bench.add_argument("--state-storage", choices=("8bit", "bfloat16", "bfloat16_stochastic"), default=None,
                        help="CPU: Adam and AdamW with quantized states against torch's fused fp32 ones and "
                             "bitsandbytes' 8-bit ones (default sizes 2^20 .. 2^24)")
     bench.add_argument("--torch-loop", action="store_true",

@@ -188,3 +188,19 @@ def test_state_storage_bench_prints_bytes_per_parameter_and_the_peers():
     assert float(row[5]) > 0 and float(row[9]) > 0
     refused = subprocess.run(command[:4] + ["--state-storage", "8bit"], capture_output=True, text=True)   # on the GPU
     assert refused.returncode != 0 and "--state-storage runs on the CPU" in refused.stderr
+
+
+@pytest.mark.parametrize("storage", ["bfloat16", "bfloat16_stochastic"])
+def test_state_storage_bench_prints_bfloat16_rows(storage):
+    """`--state-storage bfloat16` and `bfloat16_stochastic`: Adam's bfloat16 moments move 2
+    bytes each way per parameter (8 + 4 + 2 * 2 * 2 = 20 B/p) and take 4 B/p; the row has
+    its times and speeds like the 8-bit one (no bitsandbytes column: it has no such states)."""
+    pytest.importorskip("torch")
+    command = [sys.executable, "-m", "optforge", "bench", "--device", "cpu", "--state-storage", storage,
+               "--min-log2", "12", "--max-log2", "12", "--repeat", "2", "--optimizers", "adam", "--no-models"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    lines = result.stdout.strip().splitlines()
+    assert f"state storage {storage};" in lines[1]
+    row = lines[-1].split()
+    assert row[:5] == ["adam", "2^12", "4096", "20.00", "4.000"]
+    assert all(float(x) > 0 for x in row[5:11]) and row[-2:] == ["-", "-"]

@@ -90,7 +90,9 @@ class HostModule:
     def get_function(self, name):
         def call(grid, block, args):
             args = [on_host(a) for a in args]
-            if name.endswith("_multi") or "_pass" in name or "_finish" in name:
+            # kernels that may synchronise a block: multi-tensor, passes, finishes, and the
+            # 8-bit kernels of stored states (a block's absmax reduced in shared memory)
+            if name.endswith(("_multi", "_f32_q8")) or "_pass" in name or "_finish" in name:
                 self.kernels.launch_blocks(name, args, blocks=grid[0], threads=THREADS)
             else:
                 self.kernels.launch(name, args, blocks=grid[0], threads=THREADS)

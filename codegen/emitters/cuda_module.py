@@ -7,10 +7,11 @@ grid-stride kernel per storage dtype and a multi-tensor kernel per storage dtype
 The launch metadata (kernel names, pointer and scalar order, multi-tensor row
 layout) is a small Python module next to the `.cu` file, read by the CuPy backend.
 """
+from ...conventions.state_storage import BLOCK as QBLOCK, LUT_SIZE
 from ..literals import py_literal
 from ..printers.cuda import CudaPrinter
 from ..tac import lower
-from . import cpu_quantized
+from . import cpu_quantized, cuda_quantized
 from .c_family import CHUNK, STORAGES, state_classes, variant_context
 from .templates import environment, render_limited
 
@@ -27,6 +28,7 @@ def render(rule, analysis, spec_path, module_name):
     for key, variant in analysis.variants.items():
         program = lower(variant, rule)
         context = variant_context(rule, variant, program, classes, printer)
+        context["quantized"] = cuda_quantized.kernels(rule, context)
         variants.append(context)
         metadata[key] = {
             **_launch_meta(variant, program, context),
@@ -37,11 +39,13 @@ def render(rule, analysis, spec_path, module_name):
             "device": context["device"],
             "row_reductions": context["row_reductions"],
             **cpu_quantized.metadata(rule, context),
+            **cuda_quantized.metadata(rule, context),
         }
     modes = {}
     for mode, (mode_rule, variant) in analysis.modes.items():   # [modes]: element-wise weight rewrites
         program = lower(variant, mode_rule)
         context = variant_context(mode_rule, variant, program, classes, printer)
+        context["quantized"] = []
         variants.append(context)
         modes[mode] = _launch_meta(variant, program, context)
     template = environment().get_template("cuda_module.cu.j2")
@@ -49,7 +53,7 @@ def render(rule, analysis, spec_path, module_name):
         template, rule=rule, spec_path=spec_path, meta_name=f"generated/cuda/{module_name.replace('.', '/')}.py",
         numpy_path=module_name.replace(".", "/") + ".py",
         update_text=rule.update_text.strip("\n"),
-        variants=variants, block=BLOCK, multi_block=MULTI_BLOCK, reduce_threads=REDUCE_THREADS,
+        variants=variants, block=BLOCK, multi_block=MULTI_BLOCK, reduce_threads=REDUCE_THREADS, qblock=QBLOCK,
     ).rstrip("\n") + "\n"
     meta = environment().get_template("cuda_meta.py.j2").render(
         rule=rule, spec_path=spec_path, source=module_name.split(".")[-1] + ".cu",
@@ -75,4 +79,5 @@ def _launch_meta(variant, program, context):
 def render_common():
     """generated/cuda/optforge.cuh: support code shared by every kernel file."""
     template = environment().get_template("cuda_common.cuh.j2")
-    return template.render(chunk=CHUNK, reduce_threads=REDUCE_THREADS).rstrip("\n") + "\n"
+    return template.render(chunk=CHUNK, reduce_threads=REDUCE_THREADS, qblock=QBLOCK,
+                           lut_size=LUT_SIZE).rstrip("\n") + "\n"

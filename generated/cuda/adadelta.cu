@@ -249,3 +249,189 @@ extern "C" __global__ void __launch_bounds__(512) adadelta_default_bf16_mp_multi
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void adadelta_default_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_acc_g,
+    float* __restrict__ a_acc_g,
+    unsigned char* __restrict__ c_acc_delta,
+    float* __restrict__ a_acc_delta,
+    const om::index_t m, const adadelta_default_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_acc_g, float* __restrict__ v_acc_delta, om::u32* __restrict__ reduce)
+{
+    const float old_acc_g = a_acc_g[0];    // read by every thread before the first barrier
+    const float old_acc_delta = a_acc_delta[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_acc_g = tables.map[1][c_acc_g[i]] * old_acc_g;
+        float x_acc_delta = tables.map[1][c_acc_delta[i]] * old_acc_delta;
+        adadelta_default_math<float>(x_weight, x_grad, x_acc_g, x_acc_delta, x_weight, x_acc_g, x_acc_delta, s);
+        p_weight[i] = x_weight;
+        v_acc_g[i] = x_acc_g;
+        v_acc_delta[i] = x_acc_delta;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_acc_g[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_acc_g[i] = om::quantize_code(v_acc_g[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_acc_g[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_acc_delta[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_acc_delta[i] = om::quantize_code(v_acc_delta[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_acc_delta[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adadelta_default_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_acc_g,
+    float* __restrict__ a_acc_g,
+    unsigned char* __restrict__ c_acc_delta,
+    float* __restrict__ a_acc_delta,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_acc_g[om::QBLOCK];
+    __shared__ float v_acc_delta[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const adadelta_default_scalars<float> s = { c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        adadelta_default_f32_q8_block(p_weight + lo, p_grad + lo, c_acc_g + lo, a_acc_g + b, c_acc_delta + lo, a_acc_delta + b, m, s, tables, v_acc_g, v_acc_delta, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adadelta_default_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_acc_g[om::QBLOCK];
+    __shared__ float v_acc_delta[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_acc_g, a_acc_g, c_acc_delta, a_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const adadelta_default_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            adadelta_default_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, m, s, tables, v_acc_g, v_acc_delta, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void adadelta_default_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_g,
+    om::bfloat16* __restrict__ p_acc_delta,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adadelta_default_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_acc_g = om::to_math(p_acc_g[i]);
+        float x_acc_delta = om::to_math(p_acc_delta[i]);
+        adadelta_default_math<float>(x_weight, x_grad, x_acc_g, x_acc_delta, x_weight, x_acc_g, x_acc_delta, s);
+        p_weight[i] = x_weight;
+        p_acc_g[i] = om::Store<om::bfloat16>::of(x_acc_g);
+        p_acc_delta[i] = om::Store<om::bfloat16>::of(x_acc_delta);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adadelta_default_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_g,
+    om::bfloat16* __restrict__ p_acc_delta,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd)
+{
+    const adadelta_default_scalars<float> s = { c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd };
+    adadelta_default_f32_qbf16_span(p_weight, p_grad, p_acc_g, p_acc_delta, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adadelta_default_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_acc_g, p_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adadelta_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        adadelta_default_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void adadelta_default_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_g,
+    om::bfloat16* __restrict__ p_acc_delta,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adadelta_default_scalars<float>& s, const om::index_t base, const om::u64 key_acc_g, const om::u64 key_acc_delta)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_acc_g = om::to_math(p_acc_g[i]);
+        float x_acc_delta = om::to_math(p_acc_delta[i]);
+        adadelta_default_math<float>(x_weight, x_grad, x_acc_g, x_acc_delta, x_weight, x_acc_g, x_acc_delta, s);
+        p_weight[i] = x_weight;
+        p_acc_g[i] = om::stochastic_bfloat16(x_acc_g, key_acc_g, om::u64(base + i));
+        p_acc_delta[i] = om::stochastic_bfloat16(x_acc_delta, key_acc_delta, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adadelta_default_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_acc_g,
+    om::bfloat16* __restrict__ p_acc_delta,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float rho, const float wd, const om::u64 key_acc_g, const om::u64 key_acc_delta)
+{
+    const adadelta_default_scalars<float> s = { c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd };
+    adadelta_default_f32_qbf16sr_span(p_weight, p_grad, p_acc_g, p_acc_delta, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_acc_g, key_acc_delta);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adadelta_default_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_acc_g, p_acc_delta, numel, first_chunk, c_1, clip_gradient, epsilon, lr, rescale_grad, rho, wd, key_acc_g, key_acc_delta
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adadelta_default_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        adadelta_default_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[13], row[14]);
+    }
+}

@@ -253,3 +253,219 @@ extern "C" __global__ void __launch_bounds__(512) aggmo_default_bf16_mp_multi(
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void aggmo_default_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_v0,
+    float* __restrict__ a_u_v0,
+    unsigned char* __restrict__ c_u_v1,
+    float* __restrict__ a_u_v1,
+    unsigned char* __restrict__ c_u_v2,
+    float* __restrict__ a_u_v2,
+    const om::index_t m, const aggmo_default_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_u_v0, float* __restrict__ v_u_v1, float* __restrict__ v_u_v2, om::u32* __restrict__ reduce)
+{
+    const float old_u_v0 = a_u_v0[0];    // read by every thread before the first barrier
+    const float old_u_v1 = a_u_v1[0];    // read by every thread before the first barrier
+    const float old_u_v2 = a_u_v2[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_u_v0 = tables.map[0][c_u_v0[i]] * old_u_v0;
+        float x_u_v1 = tables.map[0][c_u_v1[i]] * old_u_v1;
+        float x_u_v2 = tables.map[0][c_u_v2[i]] * old_u_v2;
+        aggmo_default_math<float>(x_weight, x_grad, x_u_v0, x_u_v1, x_u_v2, x_weight, x_u_v0, x_u_v1, x_u_v2, s);
+        p_weight[i] = x_weight;
+        v_u_v0[i] = x_u_v0;
+        v_u_v1[i] = x_u_v1;
+        v_u_v2[i] = x_u_v2;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_u_v0[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_u_v0[i] = om::quantize_code(v_u_v0[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_u_v0[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_u_v1[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_u_v1[i] = om::quantize_code(v_u_v1[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_u_v1[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_u_v2[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_u_v2[i] = om::quantize_code(v_u_v2[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_u_v2[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) aggmo_default_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_v0,
+    float* __restrict__ a_u_v0,
+    unsigned char* __restrict__ c_u_v1,
+    float* __restrict__ a_u_v1,
+    unsigned char* __restrict__ c_u_v2,
+    float* __restrict__ a_u_v2,
+    const om::index_t numel, const float betas_0, const float betas_1, const float betas_2, const float c_1, const float clip_gradient, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_v0[om::QBLOCK];
+    __shared__ float v_u_v1[om::QBLOCK];
+    __shared__ float v_u_v2[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const aggmo_default_scalars<float> s = { betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        aggmo_default_f32_q8_block(p_weight + lo, p_grad + lo, c_u_v0 + lo, a_u_v0 + b, c_u_v1 + lo, a_u_v1 + b, c_u_v2 + lo, a_u_v2 + b, m, s, tables, v_u_v0, v_u_v1, v_u_v2, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) aggmo_default_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_v0[om::QBLOCK];
+    __shared__ float v_u_v1[om::QBLOCK];
+    __shared__ float v_u_v2[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_u_v0, a_u_v0, c_u_v1, a_u_v1, c_u_v2, a_u_v2, numel, first_chunk, betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 9);
+        const om::index_t start = (c - om::index_t(row[9])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[8]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const aggmo_default_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            aggmo_default_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, om::pointer<unsigned char>(row[6]) + e, om::pointer<float>(row[7]) + e / om::QBLOCK, m, s, tables, v_u_v0, v_u_v1, v_u_v2, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void aggmo_default_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_v0,
+    om::bfloat16* __restrict__ p_u_v1,
+    om::bfloat16* __restrict__ p_u_v2,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const aggmo_default_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_v0 = om::to_math(p_u_v0[i]);
+        float x_u_v1 = om::to_math(p_u_v1[i]);
+        float x_u_v2 = om::to_math(p_u_v2[i]);
+        aggmo_default_math<float>(x_weight, x_grad, x_u_v0, x_u_v1, x_u_v2, x_weight, x_u_v0, x_u_v1, x_u_v2, s);
+        p_weight[i] = x_weight;
+        p_u_v0[i] = om::Store<om::bfloat16>::of(x_u_v0);
+        p_u_v1[i] = om::Store<om::bfloat16>::of(x_u_v1);
+        p_u_v2[i] = om::Store<om::bfloat16>::of(x_u_v2);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) aggmo_default_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_v0,
+    om::bfloat16* __restrict__ p_u_v1,
+    om::bfloat16* __restrict__ p_u_v2,
+    const om::index_t numel, const float betas_0, const float betas_1, const float betas_2, const float c_1, const float clip_gradient, const float rescale_grad, const float wd)
+{
+    const aggmo_default_scalars<float> s = { betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd };
+    aggmo_default_f32_qbf16_span(p_weight, p_grad, p_u_v0, p_u_v1, p_u_v2, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) aggmo_default_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_v0, p_u_v1, p_u_v2, numel, first_chunk, betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const aggmo_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        aggmo_default_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void aggmo_default_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_v0,
+    om::bfloat16* __restrict__ p_u_v1,
+    om::bfloat16* __restrict__ p_u_v2,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const aggmo_default_scalars<float>& s, const om::index_t base, const om::u64 key_u_v0, const om::u64 key_u_v1, const om::u64 key_u_v2)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_v0 = om::to_math(p_u_v0[i]);
+        float x_u_v1 = om::to_math(p_u_v1[i]);
+        float x_u_v2 = om::to_math(p_u_v2[i]);
+        aggmo_default_math<float>(x_weight, x_grad, x_u_v0, x_u_v1, x_u_v2, x_weight, x_u_v0, x_u_v1, x_u_v2, s);
+        p_weight[i] = x_weight;
+        p_u_v0[i] = om::stochastic_bfloat16(x_u_v0, key_u_v0, om::u64(base + i));
+        p_u_v1[i] = om::stochastic_bfloat16(x_u_v1, key_u_v1, om::u64(base + i));
+        p_u_v2[i] = om::stochastic_bfloat16(x_u_v2, key_u_v2, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) aggmo_default_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_v0,
+    om::bfloat16* __restrict__ p_u_v1,
+    om::bfloat16* __restrict__ p_u_v2,
+    const om::index_t numel, const float betas_0, const float betas_1, const float betas_2, const float c_1, const float clip_gradient, const float rescale_grad, const float wd, const om::u64 key_u_v0, const om::u64 key_u_v1, const om::u64 key_u_v2)
+{
+    const aggmo_default_scalars<float> s = { betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd };
+    aggmo_default_f32_qbf16sr_span(p_weight, p_grad, p_u_v0, p_u_v1, p_u_v2, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_u_v0, key_u_v1, key_u_v2);
+}
+
+extern "C" __global__ void __launch_bounds__(512) aggmo_default_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_v0, p_u_v1, p_u_v2, numel, first_chunk, betas_0, betas_1, betas_2, c_1, clip_gradient, rescale_grad, wd, key_u_v0, key_u_v1, key_u_v2
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const aggmo_default_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        aggmo_default_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[14], row[15], row[16]);
+    }
+}

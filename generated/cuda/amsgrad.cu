@@ -263,6 +263,223 @@ extern "C" __global__ void __launch_bounds__(512) amsgrad_maximize_bf16_mp_multi
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void amsgrad_maximize_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mean,
+    float* __restrict__ a_mean,
+    unsigned char* __restrict__ c_var,
+    float* __restrict__ a_var,
+    unsigned char* __restrict__ c_var_max,
+    float* __restrict__ a_var_max,
+    const om::index_t m, const amsgrad_maximize_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_mean, float* __restrict__ v_var, float* __restrict__ v_var_max, om::u32* __restrict__ reduce)
+{
+    const float old_mean = a_mean[0];    // read by every thread before the first barrier
+    const float old_var = a_var[0];    // read by every thread before the first barrier
+    const float old_var_max = a_var_max[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_mean = tables.map[0][c_mean[i]] * old_mean;
+        float x_var = tables.map[1][c_var[i]] * old_var;
+        float x_var_max = tables.map[1][c_var_max[i]] * old_var_max;
+        amsgrad_maximize_math<float>(x_weight, x_grad, x_mean, x_var, x_var_max, x_weight, x_mean, x_var, x_var_max, s);
+        p_weight[i] = x_weight;
+        v_mean[i] = x_mean;
+        v_var[i] = x_var;
+        v_var_max[i] = x_var_max;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_mean[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_mean[i] = om::quantize_code(v_mean[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_mean[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_var[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_var[i] = om::quantize_code(v_var[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_var[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_var_max[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_var_max[i] = om::quantize_code(v_var_max[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_var_max[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) amsgrad_maximize_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mean,
+    float* __restrict__ a_mean,
+    unsigned char* __restrict__ c_var,
+    float* __restrict__ a_var,
+    unsigned char* __restrict__ c_var_max,
+    float* __restrict__ a_var_max,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_mean[om::QBLOCK];
+    __shared__ float v_var[om::QBLOCK];
+    __shared__ float v_var_max[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const amsgrad_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        amsgrad_maximize_f32_q8_block(p_weight + lo, p_grad + lo, c_mean + lo, a_mean + b, c_var + lo, a_var + b, c_var_max + lo, a_var_max + b, m, s, tables, v_mean, v_var, v_var_max, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) amsgrad_maximize_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_mean[om::QBLOCK];
+    __shared__ float v_var[om::QBLOCK];
+    __shared__ float v_var_max[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_mean, a_mean, c_var, a_var, c_var_max, a_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 9);
+        const om::index_t start = (c - om::index_t(row[9])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[8]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const amsgrad_maximize_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            amsgrad_maximize_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, om::pointer<unsigned char>(row[6]) + e, om::pointer<float>(row[7]) + e / om::QBLOCK, m, s, tables, v_mean, v_var, v_var_max, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void amsgrad_maximize_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const amsgrad_maximize_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_mean = om::to_math(p_mean[i]);
+        float x_var = om::to_math(p_var[i]);
+        float x_var_max = om::to_math(p_var_max[i]);
+        amsgrad_maximize_math<float>(x_weight, x_grad, x_mean, x_var, x_var_max, x_weight, x_mean, x_var, x_var_max, s);
+        p_weight[i] = x_weight;
+        p_mean[i] = om::Store<om::bfloat16>::of(x_mean);
+        p_var[i] = om::Store<om::bfloat16>::of(x_var);
+        p_var_max[i] = om::Store<om::bfloat16>::of(x_var_max);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) amsgrad_maximize_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
+{
+    const amsgrad_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    amsgrad_maximize_f32_qbf16_span(p_weight, p_grad, p_mean, p_var, p_var_max, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) amsgrad_maximize_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const amsgrad_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        amsgrad_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void amsgrad_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const amsgrad_maximize_scalars<float>& s, const om::index_t base, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_var_max)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_mean = om::to_math(p_mean[i]);
+        float x_var = om::to_math(p_var[i]);
+        float x_var_max = om::to_math(p_var_max[i]);
+        amsgrad_maximize_math<float>(x_weight, x_grad, x_mean, x_var, x_var_max, x_weight, x_mean, x_var, x_var_max, s);
+        p_weight[i] = x_weight;
+        p_mean[i] = om::stochastic_bfloat16(x_mean, key_mean, om::u64(base + i));
+        p_var[i] = om::stochastic_bfloat16(x_var, key_var, om::u64(base + i));
+        p_var_max[i] = om::stochastic_bfloat16(x_var_max, key_var_max, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) amsgrad_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_var_max)
+{
+    const amsgrad_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    amsgrad_maximize_f32_qbf16sr_span(p_weight, p_grad, p_mean, p_var, p_var_max, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_mean, key_var, key_var_max);
+}
+
+extern "C" __global__ void __launch_bounds__(512) amsgrad_maximize_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_mean, key_var, key_var_max
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const amsgrad_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        amsgrad_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[16], row[17], row[18]);
+    }
+}
+
+
 
 // == variant: not maximize ============================================================
 
@@ -500,5 +717,221 @@ extern "C" __global__ void __launch_bounds__(512) amsgrad_not_maximize_bf16_mp_m
         const amsgrad_not_maximize_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         amsgrad_not_maximize_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start, om::pointer<float>(row[5]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void amsgrad_not_maximize_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mean,
+    float* __restrict__ a_mean,
+    unsigned char* __restrict__ c_var,
+    float* __restrict__ a_var,
+    unsigned char* __restrict__ c_var_max,
+    float* __restrict__ a_var_max,
+    const om::index_t m, const amsgrad_not_maximize_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_mean, float* __restrict__ v_var, float* __restrict__ v_var_max, om::u32* __restrict__ reduce)
+{
+    const float old_mean = a_mean[0];    // read by every thread before the first barrier
+    const float old_var = a_var[0];    // read by every thread before the first barrier
+    const float old_var_max = a_var_max[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_mean = tables.map[0][c_mean[i]] * old_mean;
+        float x_var = tables.map[1][c_var[i]] * old_var;
+        float x_var_max = tables.map[1][c_var_max[i]] * old_var_max;
+        amsgrad_not_maximize_math<float>(x_weight, x_grad, x_mean, x_var, x_var_max, x_weight, x_mean, x_var, x_var_max, s);
+        p_weight[i] = x_weight;
+        v_mean[i] = x_mean;
+        v_var[i] = x_var;
+        v_var_max[i] = x_var_max;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_mean[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_mean[i] = om::quantize_code(v_mean[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_mean[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_var[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_var[i] = om::quantize_code(v_var[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_var[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_var_max[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_var_max[i] = om::quantize_code(v_var_max[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_var_max[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) amsgrad_not_maximize_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mean,
+    float* __restrict__ a_mean,
+    unsigned char* __restrict__ c_var,
+    float* __restrict__ a_var,
+    unsigned char* __restrict__ c_var_max,
+    float* __restrict__ a_var_max,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_mean[om::QBLOCK];
+    __shared__ float v_var[om::QBLOCK];
+    __shared__ float v_var_max[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const amsgrad_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        amsgrad_not_maximize_f32_q8_block(p_weight + lo, p_grad + lo, c_mean + lo, a_mean + b, c_var + lo, a_var + b, c_var_max + lo, a_var_max + b, m, s, tables, v_mean, v_var, v_var_max, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) amsgrad_not_maximize_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_mean[om::QBLOCK];
+    __shared__ float v_var[om::QBLOCK];
+    __shared__ float v_var_max[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_mean, a_mean, c_var, a_var, c_var_max, a_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 9);
+        const om::index_t start = (c - om::index_t(row[9])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[8]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const amsgrad_not_maximize_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            amsgrad_not_maximize_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, om::pointer<unsigned char>(row[6]) + e, om::pointer<float>(row[7]) + e / om::QBLOCK, m, s, tables, v_mean, v_var, v_var_max, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void amsgrad_not_maximize_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const amsgrad_not_maximize_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_mean = om::to_math(p_mean[i]);
+        float x_var = om::to_math(p_var[i]);
+        float x_var_max = om::to_math(p_var_max[i]);
+        amsgrad_not_maximize_math<float>(x_weight, x_grad, x_mean, x_var, x_var_max, x_weight, x_mean, x_var, x_var_max, s);
+        p_weight[i] = x_weight;
+        p_mean[i] = om::Store<om::bfloat16>::of(x_mean);
+        p_var[i] = om::Store<om::bfloat16>::of(x_var);
+        p_var_max[i] = om::Store<om::bfloat16>::of(x_var_max);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) amsgrad_not_maximize_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
+{
+    const amsgrad_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    amsgrad_not_maximize_f32_qbf16_span(p_weight, p_grad, p_mean, p_var, p_var_max, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) amsgrad_not_maximize_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const amsgrad_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        amsgrad_not_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void amsgrad_not_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const amsgrad_not_maximize_scalars<float>& s, const om::index_t base, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_var_max)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_mean = om::to_math(p_mean[i]);
+        float x_var = om::to_math(p_var[i]);
+        float x_var_max = om::to_math(p_var_max[i]);
+        amsgrad_not_maximize_math<float>(x_weight, x_grad, x_mean, x_var, x_var_max, x_weight, x_mean, x_var, x_var_max, s);
+        p_weight[i] = x_weight;
+        p_mean[i] = om::stochastic_bfloat16(x_mean, key_mean, om::u64(base + i));
+        p_var[i] = om::stochastic_bfloat16(x_var, key_var, om::u64(base + i));
+        p_var_max[i] = om::stochastic_bfloat16(x_var_max, key_var_max, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) amsgrad_not_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mean,
+    om::bfloat16* __restrict__ p_var,
+    om::bfloat16* __restrict__ p_var_max,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_mean, const om::u64 key_var, const om::u64 key_var_max)
+{
+    const amsgrad_not_maximize_scalars<float> s = { beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    amsgrad_not_maximize_f32_qbf16sr_span(p_weight, p_grad, p_mean, p_var, p_var_max, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_mean, key_var, key_var_max);
+}
+
+extern "C" __global__ void __launch_bounds__(512) amsgrad_not_maximize_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_mean, p_var, p_var_max, numel, first_chunk, beta1, beta2, c_1, c_2, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_mean, key_var, key_var_max
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const amsgrad_not_maximize_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        amsgrad_not_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[16], row[17], row[18]);
     }
 }

@@ -215,6 +215,7 @@ extern "C" __global__ void __launch_bounds__(512) nag_momentum_eq_0_bf16_mp_mult
 }
 
 
+
 // == variant: momentum != 0 ===========================================================
 
 template <typename M>
@@ -420,5 +421,161 @@ extern "C" __global__ void __launch_bounds__(512) nag_momentum_ne_0_bf16_mp_mult
         const nag_momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         nag_momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void nag_momentum_ne_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    const om::index_t m, const nag_momentum_ne_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_mom, om::u32* __restrict__ reduce)
+{
+    const float old_mom = a_mom[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_mom = tables.map[0][c_mom[i]] * old_mom;
+        nag_momentum_ne_0_math<float>(x_weight, x_grad, x_mom, x_weight, x_mom, s);
+        p_weight[i] = x_weight;
+        v_mom[i] = x_mom;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_mom[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_mom[i] = om::quantize_code(v_mom[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_mom[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) nag_momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_mom,
+    float* __restrict__ a_mom,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_mom[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const nag_momentum_ne_0_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        nag_momentum_ne_0_f32_q8_block(p_weight + lo, p_grad + lo, c_mom + lo, a_mom + b, m, s, tables, v_mom, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) nag_momentum_ne_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_mom[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_mom, a_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const nag_momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            nag_momentum_ne_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_mom, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void nag_momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const nag_momentum_ne_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_mom = om::to_math(p_mom[i]);
+        nag_momentum_ne_0_math<float>(x_weight, x_grad, x_mom, x_weight, x_mom, s);
+        p_weight[i] = x_weight;
+        p_mom[i] = om::Store<om::bfloat16>::of(x_mom);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) nag_momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const nag_momentum_ne_0_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    nag_momentum_ne_0_f32_qbf16_span(p_weight, p_grad, p_mom, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) nag_momentum_ne_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const nag_momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        nag_momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void nag_momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const nag_momentum_ne_0_scalars<float>& s, const om::index_t base, const om::u64 key_mom)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_mom = om::to_math(p_mom[i]);
+        nag_momentum_ne_0_math<float>(x_weight, x_grad, x_mom, x_weight, x_mom, s);
+        p_weight[i] = x_weight;
+        p_mom[i] = om::stochastic_bfloat16(x_mom, key_mom, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) nag_momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_mom,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_mom)
+{
+    const nag_momentum_ne_0_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    nag_momentum_ne_0_f32_qbf16sr_span(p_weight, p_grad, p_mom, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_mom);
+}
+
+extern "C" __global__ void __launch_bounds__(512) nag_momentum_ne_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_mom, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd, key_mom
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const nag_momentum_ne_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        nag_momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[10]);
     }
 }

@@ -273,4 +273,81 @@ __device__ __forceinline__ double block_reduce(double value, double* shared, Com
     return total;
 }
 
+// -- quantized optimizer states (runtime/backends/quantized.py is the reference) -----------
+// The kernels of stored states (codegen/emitters/cuda_quantized.py) do the reference's
+// float32 operations in its order, and look codes up in the reference's own tables: the
+// maps (the 256 values codes stand for) and the lookup table (the code of each of the
+// LUT_SIZE grid points of [-1, 1]), passed in by the runtime as device arrays.
+constexpr index_t QBLOCK = 256;
+constexpr int LUT_SIZE = 65536;
+
+struct QuantTables {
+    const float* map[2];            // [signed, unsigned]
+    const unsigned char* lut[2];    // [signed, unsigned]
+};
+
+// |x| as bits, a NaN as 0: for non-negative floats the integer order is the float order, so
+// the largest of these is the block's absmax with NaN ignored (the reference's fmax).
+__host__ __device__ __forceinline__ u32 magnitude_bits(const float x) {
+    const u32 a = float_bits(x) & 0x7fffffffu;
+    return a & (0u - u32(a <= 0x7f800000u));
+}
+
+// The code of v in a block whose absmax has the float32 reciprocal `inverse`: v * inverse
+// clamped to [-1, 1] (NaN stays NaN), snapped to the grid index
+// trunc((s + 1) * 0.5 * (LUT_SIZE - 1) + 0.5) (a NaN to 0), whose code the table holds;
+// `keep` is 0 in a block whose absmax is 0 (code 0 everywhere).
+__host__ __device__ __forceinline__ unsigned char quantize_code(const float v, const float inverse,
+                                                                const unsigned char* __restrict__ lut,
+                                                                const unsigned char keep) {
+    float s = v * inverse;
+    s = s < -1.0f ? -1.0f : (s > 1.0f ? 1.0f : s);
+    const float point = (s + 1.0f) * 0.5f * float(LUT_SIZE - 1) + 0.5f;
+    return lut[point == point ? int(point) : 0] & keep;
+}
+
+// The largest of one value per thread of the block (a tree over shared memory; blockDim.x
+// a power of two, at most QBLOCK), returned to every thread.
+__device__ __forceinline__ u32 block_max_bits(const u32 value, u32* shared) {
+    shared[threadIdx.x] = value;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half >>= 1) {
+        if (threadIdx.x < half && shared[threadIdx.x + half] > shared[threadIdx.x])
+            shared[threadIdx.x] = shared[threadIdx.x + half];
+        __syncthreads();
+    }
+    const u32 largest = shared[0];
+    __syncthreads();
+    return largest;
+}
+
+// -- stochastic rounding of bfloat16 states (quantized.store_bfloat16 with a key) ----------
+// 16 random bits of element `index` under a 64-bit key (quantized.stochastic_bits): murmur3's
+// 32-bit finaliser of the index's low word mixed with the key's low word, then again with
+// the high words. A function of (key, index) only, so threads and chunks change no bit.
+__host__ __device__ __forceinline__ u32 fmix32(u32 h) {
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    return h ^ (h >> 16);
+}
+
+__host__ __device__ __forceinline__ u32 stochastic_bits(const u64 key, const u64 index) {
+    const u32 h = fmix32(u32(index) ^ u32(key));
+    return fmix32(h ^ u32(index >> 32) ^ u32(key >> 32)) >> 16;
+}
+
+// x rounded to bfloat16 stochastically: the random bits added below bfloat16's last bit, then
+// truncated (rounds away from zero with probability equal to the distance from the value
+// below; a finite value may round to infinity); infinities stay, a NaN becomes the quiet
+// NaN of its sign (0x7fc0: the reference's rule, which drops payloads, unlike
+// float_to_bfloat16). Selects, not branches: the loop vectorises.
+__host__ __device__ __forceinline__ bfloat16 stochastic_bfloat16(const float x, const u64 key, const u64 index) {
+    const u32 f = float_bits(x), a = f & 0x7fffffffu;
+    const u32 rounded = (f + stochastic_bits(key, index)) >> 16;
+    const u32 nan = ((f >> 16) & 0x8000u) | 0x7fc0u;
+    return bfloat16{u16(pick(a < 0x7f800000u, rounded, pick(a == 0x7f800000u, f >> 16, nan)))};
+}
+
 }  // namespace om

@@ -287,6 +287,232 @@ extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_none__decoupl
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void prodigy_beta3_is_none__decouple_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_s,
+    float* __restrict__ a_u_s,
+    const float* __restrict__ p_p0,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t m, const prodigy_beta3_is_none__decouple_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_u_s, float* __restrict__ v_exp_avg, float* __restrict__ v_exp_avg_sq, om::u32* __restrict__ reduce)
+{
+    const float old_u_s = a_u_s[0];    // read by every thread before the first barrier
+    const float old_exp_avg = a_exp_avg[0];    // read by every thread before the first barrier
+    const float old_exp_avg_sq = a_exp_avg_sq[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_u_s = tables.map[0][c_u_s[i]] * old_u_s;
+        float x_p0 = p_p0[i];
+        float x_exp_avg = tables.map[0][c_exp_avg[i]] * old_exp_avg;
+        float x_exp_avg_sq = tables.map[1][c_exp_avg_sq[i]] * old_exp_avg_sq;
+        prodigy_beta3_is_none__decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        v_u_s[i] = x_u_s;
+        v_exp_avg[i] = x_exp_avg;
+        v_exp_avg_sq[i] = x_exp_avg_sq;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_u_s[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_u_s[i] = om::quantize_code(v_u_s[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_u_s[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg[i] = om::quantize_code(v_exp_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_exp_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg_sq[i] = om::quantize_code(v_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_exp_avg_sq[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_none__decouple_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_s,
+    float* __restrict__ a_u_s,
+    const float* __restrict__ p_p0,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float b3_1, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float rescale_grad, const float step_1,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_s[om::QBLOCK];
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const prodigy_beta3_is_none__decouple_scalars<float> s = { b3_1, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1 };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        prodigy_beta3_is_none__decouple_f32_q8_block(p_weight + lo, p_grad + lo, c_u_s + lo, a_u_s + b, p_p0 + lo, c_exp_avg + lo, a_exp_avg + b, c_exp_avg_sq + lo, a_exp_avg_sq + b, m, s, tables, v_u_s, v_exp_avg, v_exp_avg_sq, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_none__decouple_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_s[om::QBLOCK];
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_u_s, a_u_s, p_p0, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, b3_1, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 10);
+        const om::index_t start = (c - om::index_t(row[10])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[9]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const prodigy_beta3_is_none__decouple_scalars<float> s = { float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            prodigy_beta3_is_none__decouple_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<const float>(row[4]) + e, om::pointer<unsigned char>(row[5]) + e, om::pointer<float>(row[6]) + e / om::QBLOCK, om::pointer<unsigned char>(row[7]) + e, om::pointer<float>(row[8]) + e / om::QBLOCK, m, s, tables, v_u_s, v_exp_avg, v_exp_avg_sq, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void prodigy_beta3_is_none__decouple_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const prodigy_beta3_is_none__decouple_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_s = om::to_math(p_u_s[i]);
+        float x_p0 = om::to_math(p_p0[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        prodigy_beta3_is_none__decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_u_s[i] = om::Store<om::bfloat16>::of(x_u_s);
+        p_exp_avg[i] = om::Store<om::bfloat16>::of(x_exp_avg);
+        p_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_exp_avg_sq);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_none__decouple_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float b3_1, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float rescale_grad, const float step_1)
+{
+    const prodigy_beta3_is_none__decouple_scalars<float> s = { b3_1, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1 };
+    prodigy_beta3_is_none__decouple_f32_qbf16_span(p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_none__decouple_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, first_chunk, b3_1, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const prodigy_beta3_is_none__decouple_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        prodigy_beta3_is_none__decouple_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void prodigy_beta3_is_none__decouple_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const prodigy_beta3_is_none__decouple_scalars<float>& s, const om::index_t base, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_s = om::to_math(p_u_s[i]);
+        float x_p0 = om::to_math(p_p0[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        prodigy_beta3_is_none__decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_u_s[i] = om::stochastic_bfloat16(x_u_s, key_u_s, om::u64(base + i));
+        p_exp_avg[i] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + i));
+        p_exp_avg_sq[i] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_none__decouple_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float b3_1, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float rescale_grad, const float step_1, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    const prodigy_beta3_is_none__decouple_scalars<float> s = { b3_1, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1 };
+    prodigy_beta3_is_none__decouple_f32_qbf16sr_span(p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_u_s, key_exp_avg, key_exp_avg_sq);
+}
+
+extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_none__decouple_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, first_chunk, b3_1, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1, key_u_s, key_exp_avg, key_exp_avg_sq
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const prodigy_beta3_is_none__decouple_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        prodigy_beta3_is_none__decouple_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[19], row[20], row[21]);
+    }
+}
+
+
 
 // == variant: beta3 is None and not decouple ==========================================
 
@@ -538,6 +764,232 @@ extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_none__not_dec
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void prodigy_beta3_is_none__not_decouple_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_s,
+    float* __restrict__ a_u_s,
+    const float* __restrict__ p_p0,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t m, const prodigy_beta3_is_none__not_decouple_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_u_s, float* __restrict__ v_exp_avg, float* __restrict__ v_exp_avg_sq, om::u32* __restrict__ reduce)
+{
+    const float old_u_s = a_u_s[0];    // read by every thread before the first barrier
+    const float old_exp_avg = a_exp_avg[0];    // read by every thread before the first barrier
+    const float old_exp_avg_sq = a_exp_avg_sq[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_u_s = tables.map[0][c_u_s[i]] * old_u_s;
+        float x_p0 = p_p0[i];
+        float x_exp_avg = tables.map[0][c_exp_avg[i]] * old_exp_avg;
+        float x_exp_avg_sq = tables.map[1][c_exp_avg_sq[i]] * old_exp_avg_sq;
+        prodigy_beta3_is_none__not_decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        v_u_s[i] = x_u_s;
+        v_exp_avg[i] = x_exp_avg;
+        v_exp_avg_sq[i] = x_exp_avg_sq;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_u_s[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_u_s[i] = om::quantize_code(v_u_s[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_u_s[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg[i] = om::quantize_code(v_exp_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_exp_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg_sq[i] = om::quantize_code(v_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_exp_avg_sq[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_none__not_decouple_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_s,
+    float* __restrict__ a_u_s,
+    const float* __restrict__ p_p0,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float b3_1, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad, const float step_1, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_s[om::QBLOCK];
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const prodigy_beta3_is_none__not_decouple_scalars<float> s = { b3_1, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        prodigy_beta3_is_none__not_decouple_f32_q8_block(p_weight + lo, p_grad + lo, c_u_s + lo, a_u_s + b, p_p0 + lo, c_exp_avg + lo, a_exp_avg + b, c_exp_avg_sq + lo, a_exp_avg_sq + b, m, s, tables, v_u_s, v_exp_avg, v_exp_avg_sq, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_none__not_decouple_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_s[om::QBLOCK];
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_u_s, a_u_s, p_p0, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, b3_1, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 10);
+        const om::index_t start = (c - om::index_t(row[10])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[9]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const prodigy_beta3_is_none__not_decouple_scalars<float> s = { float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            prodigy_beta3_is_none__not_decouple_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<const float>(row[4]) + e, om::pointer<unsigned char>(row[5]) + e, om::pointer<float>(row[6]) + e / om::QBLOCK, om::pointer<unsigned char>(row[7]) + e, om::pointer<float>(row[8]) + e / om::QBLOCK, m, s, tables, v_u_s, v_exp_avg, v_exp_avg_sq, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void prodigy_beta3_is_none__not_decouple_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const prodigy_beta3_is_none__not_decouple_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_s = om::to_math(p_u_s[i]);
+        float x_p0 = om::to_math(p_p0[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        prodigy_beta3_is_none__not_decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_u_s[i] = om::Store<om::bfloat16>::of(x_u_s);
+        p_exp_avg[i] = om::Store<om::bfloat16>::of(x_exp_avg);
+        p_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_exp_avg_sq);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_none__not_decouple_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float b3_1, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad, const float step_1, const float wd)
+{
+    const prodigy_beta3_is_none__not_decouple_scalars<float> s = { b3_1, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd };
+    prodigy_beta3_is_none__not_decouple_f32_qbf16_span(p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_none__not_decouple_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, first_chunk, b3_1, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const prodigy_beta3_is_none__not_decouple_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        prodigy_beta3_is_none__not_decouple_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void prodigy_beta3_is_none__not_decouple_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const prodigy_beta3_is_none__not_decouple_scalars<float>& s, const om::index_t base, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_s = om::to_math(p_u_s[i]);
+        float x_p0 = om::to_math(p_p0[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        prodigy_beta3_is_none__not_decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_u_s[i] = om::stochastic_bfloat16(x_u_s, key_u_s, om::u64(base + i));
+        p_exp_avg[i] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + i));
+        p_exp_avg_sq[i] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_none__not_decouple_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float b3_1, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad, const float step_1, const float wd, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    const prodigy_beta3_is_none__not_decouple_scalars<float> s = { b3_1, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd };
+    prodigy_beta3_is_none__not_decouple_f32_qbf16sr_span(p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_u_s, key_exp_avg, key_exp_avg_sq);
+}
+
+extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_none__not_decouple_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, first_chunk, b3_1, beta1, beta2, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd, key_u_s, key_exp_avg, key_exp_avg_sq
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const prodigy_beta3_is_none__not_decouple_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        prodigy_beta3_is_none__not_decouple_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[19], row[20], row[21]);
+    }
+}
+
 
 
 // == variant: beta3 is not None and decouple ==========================================
@@ -791,6 +1243,232 @@ extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_set__decouple
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void prodigy_beta3_is_set__decouple_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_s,
+    float* __restrict__ a_u_s,
+    const float* __restrict__ p_p0,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t m, const prodigy_beta3_is_set__decouple_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_u_s, float* __restrict__ v_exp_avg, float* __restrict__ v_exp_avg_sq, om::u32* __restrict__ reduce)
+{
+    const float old_u_s = a_u_s[0];    // read by every thread before the first barrier
+    const float old_exp_avg = a_exp_avg[0];    // read by every thread before the first barrier
+    const float old_exp_avg_sq = a_exp_avg_sq[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_u_s = tables.map[0][c_u_s[i]] * old_u_s;
+        float x_p0 = p_p0[i];
+        float x_exp_avg = tables.map[0][c_exp_avg[i]] * old_exp_avg;
+        float x_exp_avg_sq = tables.map[1][c_exp_avg_sq[i]] * old_exp_avg_sq;
+        prodigy_beta3_is_set__decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        v_u_s[i] = x_u_s;
+        v_exp_avg[i] = x_exp_avg;
+        v_exp_avg_sq[i] = x_exp_avg_sq;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_u_s[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_u_s[i] = om::quantize_code(v_u_s[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_u_s[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg[i] = om::quantize_code(v_exp_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_exp_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg_sq[i] = om::quantize_code(v_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_exp_avg_sq[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_set__decouple_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_s,
+    float* __restrict__ a_u_s,
+    const float* __restrict__ p_p0,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float rescale_grad, const float step_1,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_s[om::QBLOCK];
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const prodigy_beta3_is_set__decouple_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1 };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        prodigy_beta3_is_set__decouple_f32_q8_block(p_weight + lo, p_grad + lo, c_u_s + lo, a_u_s + b, p_p0 + lo, c_exp_avg + lo, a_exp_avg + b, c_exp_avg_sq + lo, a_exp_avg_sq + b, m, s, tables, v_u_s, v_exp_avg, v_exp_avg_sq, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_set__decouple_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_s[om::QBLOCK];
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_u_s, a_u_s, p_p0, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 10);
+        const om::index_t start = (c - om::index_t(row[10])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[9]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const prodigy_beta3_is_set__decouple_scalars<float> s = { float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            prodigy_beta3_is_set__decouple_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<const float>(row[4]) + e, om::pointer<unsigned char>(row[5]) + e, om::pointer<float>(row[6]) + e / om::QBLOCK, om::pointer<unsigned char>(row[7]) + e, om::pointer<float>(row[8]) + e / om::QBLOCK, m, s, tables, v_u_s, v_exp_avg, v_exp_avg_sq, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void prodigy_beta3_is_set__decouple_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const prodigy_beta3_is_set__decouple_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_s = om::to_math(p_u_s[i]);
+        float x_p0 = om::to_math(p_p0[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        prodigy_beta3_is_set__decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_u_s[i] = om::Store<om::bfloat16>::of(x_u_s);
+        p_exp_avg[i] = om::Store<om::bfloat16>::of(x_exp_avg);
+        p_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_exp_avg_sq);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_set__decouple_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float rescale_grad, const float step_1)
+{
+    const prodigy_beta3_is_set__decouple_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1 };
+    prodigy_beta3_is_set__decouple_f32_qbf16_span(p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_set__decouple_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const prodigy_beta3_is_set__decouple_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        prodigy_beta3_is_set__decouple_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void prodigy_beta3_is_set__decouple_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const prodigy_beta3_is_set__decouple_scalars<float>& s, const om::index_t base, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_s = om::to_math(p_u_s[i]);
+        float x_p0 = om::to_math(p_p0[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        prodigy_beta3_is_set__decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_u_s[i] = om::stochastic_bfloat16(x_u_s, key_u_s, om::u64(base + i));
+        p_exp_avg[i] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + i));
+        p_exp_avg_sq[i] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_set__decouple_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float rescale_grad, const float step_1, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    const prodigy_beta3_is_set__decouple_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1 };
+    prodigy_beta3_is_set__decouple_f32_qbf16sr_span(p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_u_s, key_exp_avg, key_exp_avg_sq);
+}
+
+extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_set__decouple_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, c_5, clip_gradient, rescale_grad, step_1, key_u_s, key_exp_avg, key_exp_avg_sq
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const prodigy_beta3_is_set__decouple_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        prodigy_beta3_is_set__decouple_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[19], row[20], row[21]);
+    }
+}
+
+
 
 // == variant: beta3 is not None and not decouple ======================================
 
@@ -1040,5 +1718,230 @@ extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_set__not_deco
         const prodigy_beta3_is_set__not_decouple_scalars<float> s = { float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
         prodigy_beta3_is_set__not_decouple_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<const float>(row[4]) + start, om::pointer<float>(row[5]) + start, om::pointer<float>(row[6]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void prodigy_beta3_is_set__not_decouple_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_s,
+    float* __restrict__ a_u_s,
+    const float* __restrict__ p_p0,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t m, const prodigy_beta3_is_set__not_decouple_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_u_s, float* __restrict__ v_exp_avg, float* __restrict__ v_exp_avg_sq, om::u32* __restrict__ reduce)
+{
+    const float old_u_s = a_u_s[0];    // read by every thread before the first barrier
+    const float old_exp_avg = a_exp_avg[0];    // read by every thread before the first barrier
+    const float old_exp_avg_sq = a_exp_avg_sq[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_u_s = tables.map[0][c_u_s[i]] * old_u_s;
+        float x_p0 = p_p0[i];
+        float x_exp_avg = tables.map[0][c_exp_avg[i]] * old_exp_avg;
+        float x_exp_avg_sq = tables.map[1][c_exp_avg_sq[i]] * old_exp_avg_sq;
+        prodigy_beta3_is_set__not_decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        v_u_s[i] = x_u_s;
+        v_exp_avg[i] = x_exp_avg;
+        v_exp_avg_sq[i] = x_exp_avg_sq;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_u_s[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_u_s[i] = om::quantize_code(v_u_s[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_u_s[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg[i] = om::quantize_code(v_exp_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_exp_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg_sq[i] = om::quantize_code(v_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_exp_avg_sq[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_set__not_decouple_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_u_s,
+    float* __restrict__ a_u_s,
+    const float* __restrict__ p_p0,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad, const float step_1, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_s[om::QBLOCK];
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const prodigy_beta3_is_set__not_decouple_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        prodigy_beta3_is_set__not_decouple_f32_q8_block(p_weight + lo, p_grad + lo, c_u_s + lo, a_u_s + b, p_p0 + lo, c_exp_avg + lo, a_exp_avg + b, c_exp_avg_sq + lo, a_exp_avg_sq + b, m, s, tables, v_u_s, v_exp_avg, v_exp_avg_sq, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_set__not_decouple_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_u_s[om::QBLOCK];
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_u_s, a_u_s, p_p0, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 10);
+        const om::index_t start = (c - om::index_t(row[10])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[9]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const prodigy_beta3_is_set__not_decouple_scalars<float> s = { float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])), float(om::word_double(row[20])), float(om::word_double(row[21])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            prodigy_beta3_is_set__not_decouple_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<const float>(row[4]) + e, om::pointer<unsigned char>(row[5]) + e, om::pointer<float>(row[6]) + e / om::QBLOCK, om::pointer<unsigned char>(row[7]) + e, om::pointer<float>(row[8]) + e / om::QBLOCK, m, s, tables, v_u_s, v_exp_avg, v_exp_avg_sq, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void prodigy_beta3_is_set__not_decouple_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const prodigy_beta3_is_set__not_decouple_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_s = om::to_math(p_u_s[i]);
+        float x_p0 = om::to_math(p_p0[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        prodigy_beta3_is_set__not_decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_u_s[i] = om::Store<om::bfloat16>::of(x_u_s);
+        p_exp_avg[i] = om::Store<om::bfloat16>::of(x_exp_avg);
+        p_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_exp_avg_sq);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_set__not_decouple_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad, const float step_1, const float wd)
+{
+    const prodigy_beta3_is_set__not_decouple_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd };
+    prodigy_beta3_is_set__not_decouple_f32_qbf16_span(p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_set__not_decouple_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<19>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const prodigy_beta3_is_set__not_decouple_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        prodigy_beta3_is_set__not_decouple_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void prodigy_beta3_is_set__not_decouple_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const prodigy_beta3_is_set__not_decouple_scalars<float>& s, const om::index_t base, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_u_s = om::to_math(p_u_s[i]);
+        float x_p0 = om::to_math(p_p0[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        prodigy_beta3_is_set__not_decouple_math<float>(x_weight, x_grad, x_u_s, x_p0, x_exp_avg, x_exp_avg_sq, x_weight, x_u_s, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_u_s[i] = om::stochastic_bfloat16(x_u_s, key_u_s, om::u64(base + i));
+        p_exp_avg[i] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + i));
+        p_exp_avg_sq[i] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) prodigy_beta3_is_set__not_decouple_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_u_s,
+    const float* __restrict__ p_p0,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float beta3, const float c_1, const float c_2, const float c_3, const float c_4, const float clip_gradient, const float rescale_grad, const float step_1, const float wd, const om::u64 key_u_s, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    const prodigy_beta3_is_set__not_decouple_scalars<float> s = { beta1, beta2, beta3, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd };
+    prodigy_beta3_is_set__not_decouple_f32_qbf16sr_span(p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_u_s, key_exp_avg, key_exp_avg_sq);
+}
+
+extern "C" __global__ void __launch_bounds__(512) prodigy_beta3_is_set__not_decouple_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_u_s, p_p0, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, beta3, c_1, c_2, c_3, c_4, clip_gradient, rescale_grad, step_1, wd, key_u_s, key_exp_avg, key_exp_avg_sq
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<22>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const prodigy_beta3_is_set__not_decouple_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])) };
+        prodigy_beta3_is_set__not_decouple_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<const float>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, om::pointer<om::bfloat16>(row[5]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[19], row[20], row[21]);
     }
 }

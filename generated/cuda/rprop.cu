@@ -251,6 +251,175 @@ extern "C" __global__ void __launch_bounds__(512) rprop_maximize__t_eq_1_bf16_mp
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rprop_maximize__t_eq_1_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t m, const rprop_maximize__t_eq_1_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_step_size, om::u32* __restrict__ reduce)
+{
+    const float old_step_size = a_step_size[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_prev = p_prev[i];
+        float x_step_size = tables.map[1][c_step_size[i]] * old_step_size;
+        rprop_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        v_step_size[i] = x_step_size;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_step_size[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_step_size[i] = om::quantize_code(v_step_size[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_step_size[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_maximize__t_eq_1_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_step_size[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rprop_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rprop_maximize__t_eq_1_f32_q8_block(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + b, m, s, tables, v_step_size, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_maximize__t_eq_1_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_step_size[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rprop_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rprop_maximize__t_eq_1_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<float>(row[2]) + e, om::pointer<unsigned char>(row[3]) + e, om::pointer<float>(row[4]) + e / om::QBLOCK, m, s, tables, v_step_size, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rprop_maximize__t_eq_1_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rprop_maximize__t_eq_1_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_prev = om::to_math(p_prev[i]);
+        float x_step_size = om::to_math(p_step_size[i]);
+        rprop_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        p_step_size[i] = om::Store<om::bfloat16>::of(x_step_size);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_maximize__t_eq_1_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd)
+{
+    const rprop_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    rprop_maximize__t_eq_1_f32_qbf16_span(p_weight, p_grad, p_prev, p_step_size, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rprop_maximize__t_eq_1_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rprop_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_maximize__t_eq_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rprop_maximize__t_eq_1_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rprop_maximize__t_eq_1_scalars<float>& s, const om::index_t base, const om::u64 key_step_size)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_prev = om::to_math(p_prev[i]);
+        float x_step_size = om::to_math(p_step_size[i]);
+        rprop_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        p_step_size[i] = om::stochastic_bfloat16(x_step_size, key_step_size, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_maximize__t_eq_1_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd, const om::u64 key_step_size)
+{
+    const rprop_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    rprop_maximize__t_eq_1_f32_qbf16sr_span(p_weight, p_grad, p_prev, p_step_size, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_step_size);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rprop_maximize__t_eq_1_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd, key_step_size
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rprop_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_maximize__t_eq_1_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[14]);
+    }
+}
+
+
 
 // == variant: maximize and t != 1 =====================================================
 
@@ -479,6 +648,175 @@ extern "C" __global__ void __launch_bounds__(512) rprop_maximize__t_ne_1_bf16_mp
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rprop_maximize__t_ne_1_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t m, const rprop_maximize__t_ne_1_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_step_size, om::u32* __restrict__ reduce)
+{
+    const float old_step_size = a_step_size[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_prev = p_prev[i];
+        float x_step_size = tables.map[1][c_step_size[i]] * old_step_size;
+        rprop_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        v_step_size[i] = x_step_size;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_step_size[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_step_size[i] = om::quantize_code(v_step_size[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_step_size[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_maximize__t_ne_1_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_step_size[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rprop_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rprop_maximize__t_ne_1_f32_q8_block(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + b, m, s, tables, v_step_size, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_maximize__t_ne_1_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_step_size[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rprop_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rprop_maximize__t_ne_1_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<float>(row[2]) + e, om::pointer<unsigned char>(row[3]) + e, om::pointer<float>(row[4]) + e / om::QBLOCK, m, s, tables, v_step_size, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rprop_maximize__t_ne_1_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rprop_maximize__t_ne_1_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_prev = om::to_math(p_prev[i]);
+        float x_step_size = om::to_math(p_step_size[i]);
+        rprop_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        p_step_size[i] = om::Store<om::bfloat16>::of(x_step_size);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_maximize__t_ne_1_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd)
+{
+    const rprop_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    rprop_maximize__t_ne_1_f32_qbf16_span(p_weight, p_grad, p_prev, p_step_size, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rprop_maximize__t_ne_1_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rprop_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rprop_maximize__t_ne_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rprop_maximize__t_ne_1_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rprop_maximize__t_ne_1_scalars<float>& s, const om::index_t base, const om::u64 key_step_size)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_prev = om::to_math(p_prev[i]);
+        float x_step_size = om::to_math(p_step_size[i]);
+        rprop_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        p_step_size[i] = om::stochastic_bfloat16(x_step_size, key_step_size, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_maximize__t_ne_1_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd, const om::u64 key_step_size)
+{
+    const rprop_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    rprop_maximize__t_ne_1_f32_qbf16sr_span(p_weight, p_grad, p_prev, p_step_size, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_step_size);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rprop_maximize__t_ne_1_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd, key_step_size
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rprop_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rprop_maximize__t_ne_1_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[13]);
+    }
+}
+
+
 
 // == variant: not maximize and t == 1 =================================================
 
@@ -706,6 +1044,175 @@ extern "C" __global__ void __launch_bounds__(512) rprop_not_maximize__t_eq_1_bf1
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rprop_not_maximize__t_eq_1_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t m, const rprop_not_maximize__t_eq_1_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_step_size, om::u32* __restrict__ reduce)
+{
+    const float old_step_size = a_step_size[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_prev = p_prev[i];
+        float x_step_size = tables.map[1][c_step_size[i]] * old_step_size;
+        rprop_not_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        v_step_size[i] = x_step_size;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_step_size[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_step_size[i] = om::quantize_code(v_step_size[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_step_size[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_not_maximize__t_eq_1_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_step_size[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rprop_not_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rprop_not_maximize__t_eq_1_f32_q8_block(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + b, m, s, tables, v_step_size, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_not_maximize__t_eq_1_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_step_size[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rprop_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rprop_not_maximize__t_eq_1_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<float>(row[2]) + e, om::pointer<unsigned char>(row[3]) + e, om::pointer<float>(row[4]) + e / om::QBLOCK, m, s, tables, v_step_size, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rprop_not_maximize__t_eq_1_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rprop_not_maximize__t_eq_1_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_prev = om::to_math(p_prev[i]);
+        float x_step_size = om::to_math(p_step_size[i]);
+        rprop_not_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        p_step_size[i] = om::Store<om::bfloat16>::of(x_step_size);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_not_maximize__t_eq_1_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd)
+{
+    const rprop_not_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    rprop_not_maximize__t_eq_1_f32_qbf16_span(p_weight, p_grad, p_prev, p_step_size, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rprop_not_maximize__t_eq_1_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rprop_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_not_maximize__t_eq_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rprop_not_maximize__t_eq_1_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rprop_not_maximize__t_eq_1_scalars<float>& s, const om::index_t base, const om::u64 key_step_size)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_prev = om::to_math(p_prev[i]);
+        float x_step_size = om::to_math(p_step_size[i]);
+        rprop_not_maximize__t_eq_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        p_step_size[i] = om::stochastic_bfloat16(x_step_size, key_step_size, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_not_maximize__t_eq_1_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float c_1, const float c_2, const float clip_gradient, const float lr, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd, const om::u64 key_step_size)
+{
+    const rprop_not_maximize__t_eq_1_scalars<float> s = { c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd };
+    rprop_not_maximize__t_eq_1_f32_qbf16sr_span(p_weight, p_grad, p_prev, p_step_size, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_step_size);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rprop_not_maximize__t_eq_1_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, c_1, c_2, clip_gradient, lr, rescale_grad, step_size_max, step_size_min, wd, key_step_size
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rprop_not_maximize__t_eq_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rprop_not_maximize__t_eq_1_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[14]);
+    }
+}
+
+
 
 // == variant: not maximize and t != 1 =================================================
 
@@ -931,5 +1438,173 @@ extern "C" __global__ void __launch_bounds__(512) rprop_not_maximize__t_ne_1_bf1
         const rprop_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
         rprop_not_maximize__t_ne_1_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rprop_not_maximize__t_ne_1_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t m, const rprop_not_maximize__t_ne_1_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_step_size, om::u32* __restrict__ reduce)
+{
+    const float old_step_size = a_step_size[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_prev = p_prev[i];
+        float x_step_size = tables.map[1][c_step_size[i]] * old_step_size;
+        rprop_not_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        v_step_size[i] = x_step_size;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_step_size[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_step_size[i] = om::quantize_code(v_step_size[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_step_size[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_not_maximize__t_ne_1_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    unsigned char* __restrict__ c_step_size,
+    float* __restrict__ a_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_step_size[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rprop_not_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rprop_not_maximize__t_ne_1_f32_q8_block(p_weight + lo, p_grad + lo, p_prev + lo, c_step_size + lo, a_step_size + b, m, s, tables, v_step_size, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_not_maximize__t_ne_1_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_step_size[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, p_prev, c_step_size, a_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rprop_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rprop_not_maximize__t_ne_1_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<float>(row[2]) + e, om::pointer<unsigned char>(row[3]) + e, om::pointer<float>(row[4]) + e / om::QBLOCK, m, s, tables, v_step_size, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rprop_not_maximize__t_ne_1_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rprop_not_maximize__t_ne_1_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_prev = om::to_math(p_prev[i]);
+        float x_step_size = om::to_math(p_step_size[i]);
+        rprop_not_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        p_step_size[i] = om::Store<om::bfloat16>::of(x_step_size);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_not_maximize__t_ne_1_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd)
+{
+    const rprop_not_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    rprop_not_maximize__t_ne_1_f32_qbf16_span(p_weight, p_grad, p_prev, p_step_size, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rprop_not_maximize__t_ne_1_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rprop_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rprop_not_maximize__t_ne_1_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rprop_not_maximize__t_ne_1_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rprop_not_maximize__t_ne_1_scalars<float>& s, const om::index_t base, const om::u64 key_step_size)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_prev = om::to_math(p_prev[i]);
+        float x_step_size = om::to_math(p_step_size[i]);
+        rprop_not_maximize__t_ne_1_math<float>(x_weight, x_grad, x_prev, x_step_size, x_weight, x_prev, x_step_size, s);
+        p_weight[i] = x_weight;
+        p_prev[i] = x_prev;
+        p_step_size[i] = om::stochastic_bfloat16(x_step_size, key_step_size, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rprop_not_maximize__t_ne_1_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    float* __restrict__ p_prev,
+    om::bfloat16* __restrict__ p_step_size,
+    const om::index_t numel, const float clip_gradient, const float etaminus, const float etaplus, const float rescale_grad, const float step_size_max, const float step_size_min, const float wd, const om::u64 key_step_size)
+{
+    const rprop_not_maximize__t_ne_1_scalars<float> s = { clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd };
+    rprop_not_maximize__t_ne_1_f32_qbf16sr_span(p_weight, p_grad, p_prev, p_step_size, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_step_size);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rprop_not_maximize__t_ne_1_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_prev, p_step_size, numel, first_chunk, clip_gradient, etaminus, etaplus, rescale_grad, step_size_max, step_size_min, wd, key_step_size
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rprop_not_maximize__t_ne_1_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rprop_not_maximize__t_ne_1_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<float>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[13]);
     }
 }

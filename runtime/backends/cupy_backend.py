@@ -8,6 +8,8 @@ launch whatever the number of tensors), or for rules with reductions their passe
 their per-tensor and per-row values kept in device buffers. Kernels come from `kernel_cache` (NVRTC, in
 memory and on disk). Row-sparse gradients, and rules the CUDA emitter does not cover
 (`codegen/targets.py`), run the generated NumPy code on the CuPy arrays instead;
+states stored quantized run their own kernels (`cupy_quantized.py`) where the rule has
+them, else the NumPy code between load and store;
 matrix rules run their stage kernels between cuBLAS products (`cupy_matrix.py`).
 
 OPTFORGE_CUDA_FMAD=0 compiles without FMA contraction (bit-for-bit comparisons with the
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy
 
-from . import launch_table, kernel_cache
+from . import cupy_quantized, launch_table, kernel_cache
 
 GRID_PER_SM = 8
 
@@ -41,6 +43,12 @@ def has_kernels(module):
     except ModuleNotFoundError:
         return False
     return True
+
+
+def quantized_kernels(module):
+    """Whether a rule has CUDA kernels for its stored states (every variant with states to
+    store: codegen/emitters/cuda_quantized.py); else its NumPy code runs between load and store."""
+    return has_kernels(module) and cupy_quantized.available(launch_table.metadata(module))
 
 
 def check(indices, weights, grads, states, masters=None):
@@ -85,9 +93,13 @@ def execute(engine, indices, weights, grads, plans, masters=None):
 
 def _launch_all(cupy, meta, kernels, device, engine, indices, weights, grads, plans, masters):
     sms = device.attributes["MultiProcessorCount"]
-    for (key, suffix), members in launch_table.groups(engine.module, weights, plans, masters).items():
+    for (key, suffix), members in launch_table.groups(engine.module, weights, plans, masters, engine.storage).items():
         variant = meta.VARIANTS[key]
-        if variant["passes"]:
+        if suffix in launch_table.QUANTIZED:
+            cupy_quantized.launch(cupy, kernels, meta, variant, suffix, sms, GRID_PER_SM, device, engine, members,
+                                  weights, plans, [launch_table.tensor_entry(k, indices, weights, grads, plans, masters,
+                                                                             variant, engine) for k in members])
+        elif variant["passes"]:
             _passes(cupy, kernels, meta, variant, suffix, sms,
                     [launch_table.tensor_entry(k, indices, weights, grads, plans, masters, variant, engine) for k in members])
         elif len(members) == 1:

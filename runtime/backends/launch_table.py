@@ -7,7 +7,8 @@
   array), with None as the infinite clip bound the metadata names;
 - `table(...)`: the multi-tensor table, one row of 8-byte words per tensor;
 - `groups(...)`, `tensor_entry(...)`: planned parameters grouped by (variant, storage), one
-  launch each, and one parameter's pointer arrays, scalars, noise words and rows.
+  launch each, and one parameter's pointer arrays, scalars, noise words and rows;
+- `rounding_keys(...)`: the stochastic rounding keys of a group of bfloat16 stored states.
 
 The native CPU kernels (backends/native.py) share all of it: same names, order, table.
 """
@@ -187,11 +188,25 @@ def tensor_entry(k, indices, weights, grads, plans, masters, variant, engine):
     # the plan's arrays: the variant's states less the host scalar states (ASGD's eta, mu)
     states = dict(zip([name for name in plan.variant["states"] if not engine.states[name].host_scalar], plan.arrays))
     pointers = [weights[k]] + ([masters[k]] if masters is not None else []) + [grads[k]]
-    pointers += [states[name] for name in variant["states"]]
+    for name in variant["states"]:      # an 8-bit state: its codes, then its absmax
+        pointers += flat_parts(states[name])
     noise = None
     if variant["noise"]:
         noise = noise_words(engine.hyperparameters["seed"], indices[k], plan.t)
     return pointers, plan.scalars, noise, weight_rows(weights[k].shape)
+
+
+def rounding_keys(engine, variant, members, weights, plans):
+    """The stochastic rounding keys of the non-empty members of one f32_qbf16sr group, per
+    member one per stored state in kernel order: the key the NumPy reference rounds that
+    state with (`Engine.rounding_key`, by the state's position among the plan's arrays), so
+    the native and CUDA kernels draw the reference's bits."""
+    kept = [k for k in members if weights[k].size]
+    if not kept:
+        return []
+    names = [name for name in plans[kept[0]].variant["states"] if not engine.states[name].host_scalar]
+    slots = [names.index(name) for name in variant["quantized"]["states"]]
+    return [[engine.rounding_key(plans[k].index, plans[k].t, slot) for slot in slots] for k in kept]
 
 
 def flat_parts(state):

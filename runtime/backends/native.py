@@ -255,7 +255,7 @@ def execute(engine, indices, weights, grads, plans, addresses, masters=None):
         if not tensors:
             continue
         maps = _maps() if suffix == "f32_q8" else []
-        keys = _rounding_keys(engine, variant, members, weights, plans) if suffix == "f32_qbf16sr" else None
+        keys = launch_table.rounding_keys(engine, variant, members, weights, plans) if suffix == "f32_qbf16sr" else None
         if variant["passes"]:
             _passes(lib, meta, variant, suffix, tensors, threads)
         elif len(tensors) == 1:
@@ -297,19 +297,6 @@ def _entries(engine, variant, members, weights, grads, plans, addresses):
                 pointers.append(addresses[id(arrays[j])])
         entries.append((pointers, weight.size, plans[k].scalars, None, None))
     return entries
-
-
-def _rounding_keys(engine, variant, members, weights, plans):
-    """The stochastic rounding keys of the non-empty members of one f32_qbf16sr group (the
-    tensors `_entries` lists), per member one per stored state in kernel order: the key the
-    NumPy reference rounds that state with (`Engine.rounding_key`, by the state's position
-    among the plan's arrays), so the kernels draw the reference's bits."""
-    kept = [k for k in members if weights[k].size]
-    if not kept:
-        return []
-    names = [name for name in plans[kept[0]].variant["states"] if not engine.states[name].host_scalar]
-    slots = [names.index(name) for name in variant["quantized"]["states"]]
-    return [[engine.rounding_key(plans[k].index, plans[k].t, slot) for slot in slots] for k in kept]
 
 
 _MAPS = []

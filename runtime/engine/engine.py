@@ -341,7 +341,7 @@ class Engine:
     def rounding_key(self, index, t, slot):
         """The stochastic rounding key of one state's store in one step (None: to nearest);
         `slot`: the state's position among the plan's arrays. The native kernels take the
-        same keys (backends/native._rounding_keys)."""
+        same keys (backends/launch_table.rounding_keys)."""
         if self.storage is None or not self.storage.stochastic:
             return None
         from ..noise import philox_key
@@ -352,13 +352,8 @@ class Engine:
         chosen by backends/native.py; every other path loads and stores them around the rule)."""
         if self.storage is None:
             return False
-        for weight, state in zip(weights, states):
-            for part in launch_table.flat_parts(state):
-                if isinstance(part, numpy.ndarray) and str(part.dtype) == "uint8":
-                    return True
-                if str(getattr(part, "dtype", "")) == "bfloat16" and str(weight.dtype) == "float32":
-                    return True
-        return False
+        return any(quantized.is_stored(weight, part) for weight, state in zip(weights, states)
+                   for part in _parts(state))
 
 
 class Launch:
@@ -458,16 +453,29 @@ def _unaliased(weights, grads, states, masters=None):
     return grads if copied is None else copied
 
 
+def _parts(state):
+    """A state's parts (None, an array, an 8-bit state, or tuples of them), an 8-bit state whole."""
+    if isinstance(state, (tuple, list)):
+        return [p for s in state for p in _parts(s)]
+    return [] if state is None else [state]
+
+
 def _quantized_kernels(engine, weights, masters):
-    """Whether stored states may run the native kernels that load and store them in the
-    rule's pass (codegen/emitters/cpu_quantized.py): NumPy arrays without master copies, a
-    rule with such kernels (8-bit, bfloat16 rounded to nearest or stochastically); whether the
-    arrays qualify is then `cpu.native`'s check as for any update. Under
-    OPTFORGE_CPU_BACKEND=native a rule without them raises (nothing has changed yet)."""
-    if masters is not None or not all(type(w) is numpy.ndarray for w in weights):
+    """Whether stored states may run the kernels that load and store them in the rule's pass:
+    without master copies, NumPy arrays and a rule with native kernels for them
+    (codegen/emitters/cpu_quantized.py; whether the arrays qualify is then `cpu.native`'s
+    check as for any update), or CuPy arrays and a rule with CUDA kernels for them
+    (codegen/emitters/cuda_quantized.py; then `_cuda_kernels` as for any update). Under
+    OPTFORGE_CPU_BACKEND=native a rule without native ones raises (nothing has changed yet)."""
+    if masters is not None:
         return False
-    from ..backends import native
-    return native.quantized_kernels(engine.module)
+    if all(type(w) is numpy.ndarray for w in weights):
+        from ..backends import native
+        return native.quantized_kernels(engine.module)
+    if weights and all(array_module(w).__name__ == "cupy" for w in weights):
+        from ..backends import cupy_backend
+        return cupy_backend.quantized_kernels(engine.module)
+    return False
 
 
 def _cuda_kernels(engine, weights, grads):

@@ -231,6 +231,163 @@ extern "C" __global__ void __launch_bounds__(512) adagrad_maximize_bf16_mp_multi
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void adagrad_maximize_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_sum,
+    float* __restrict__ a_sum,
+    const om::index_t m, const adagrad_maximize_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_sum, om::u32* __restrict__ reduce)
+{
+    const float old_sum = a_sum[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_sum = tables.map[1][c_sum[i]] * old_sum;
+        adagrad_maximize_math<float>(x_weight, x_grad, x_sum, x_weight, x_sum, s);
+        p_weight[i] = x_weight;
+        v_sum[i] = x_sum;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_sum[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_sum[i] = om::quantize_code(v_sum[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_sum[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adagrad_maximize_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_sum,
+    float* __restrict__ a_sum,
+    const om::index_t numel, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_sum[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const adagrad_maximize_scalars<float> s = { clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        adagrad_maximize_f32_q8_block(p_weight + lo, p_grad + lo, c_sum + lo, a_sum + b, m, s, tables, v_sum, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adagrad_maximize_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_sum[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_sum, a_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const adagrad_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            adagrad_maximize_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_sum, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void adagrad_maximize_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_sum,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adagrad_maximize_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_sum = om::to_math(p_sum[i]);
+        adagrad_maximize_math<float>(x_weight, x_grad, x_sum, x_weight, x_sum, s);
+        p_weight[i] = x_weight;
+        p_sum[i] = om::Store<om::bfloat16>::of(x_sum);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adagrad_maximize_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_sum,
+    const om::index_t numel, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
+{
+    const adagrad_maximize_scalars<float> s = { clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    adagrad_maximize_f32_qbf16_span(p_weight, p_grad, p_sum, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adagrad_maximize_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const adagrad_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adagrad_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void adagrad_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_sum,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adagrad_maximize_scalars<float>& s, const om::index_t base, const om::u64 key_sum)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_sum = om::to_math(p_sum[i]);
+        adagrad_maximize_math<float>(x_weight, x_grad, x_sum, x_weight, x_sum, s);
+        p_weight[i] = x_weight;
+        p_sum[i] = om::stochastic_bfloat16(x_sum, key_sum, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adagrad_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_sum,
+    const om::index_t numel, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_sum)
+{
+    const adagrad_maximize_scalars<float> s = { clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    adagrad_maximize_f32_qbf16sr_span(p_weight, p_grad, p_sum, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_sum);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adagrad_maximize_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_sum
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const adagrad_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adagrad_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[10]);
+    }
+}
+
+
 
 // == variant: not maximize ============================================================
 
@@ -438,5 +595,161 @@ extern "C" __global__ void __launch_bounds__(512) adagrad_not_maximize_bf16_mp_m
         const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
         adagrad_not_maximize_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void adagrad_not_maximize_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_sum,
+    float* __restrict__ a_sum,
+    const om::index_t m, const adagrad_not_maximize_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_sum, om::u32* __restrict__ reduce)
+{
+    const float old_sum = a_sum[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_sum = tables.map[1][c_sum[i]] * old_sum;
+        adagrad_not_maximize_math<float>(x_weight, x_grad, x_sum, x_weight, x_sum, s);
+        p_weight[i] = x_weight;
+        v_sum[i] = x_sum;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_sum[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_sum[i] = om::quantize_code(v_sum[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_sum[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adagrad_not_maximize_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_sum,
+    float* __restrict__ a_sum,
+    const om::index_t numel, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_sum[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const adagrad_not_maximize_scalars<float> s = { clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        adagrad_not_maximize_f32_q8_block(p_weight + lo, p_grad + lo, c_sum + lo, a_sum + b, m, s, tables, v_sum, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adagrad_not_maximize_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_sum[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_sum, a_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            adagrad_not_maximize_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_sum, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void adagrad_not_maximize_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_sum,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adagrad_not_maximize_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_sum = om::to_math(p_sum[i]);
+        adagrad_not_maximize_math<float>(x_weight, x_grad, x_sum, x_weight, x_sum, s);
+        p_weight[i] = x_weight;
+        p_sum[i] = om::Store<om::bfloat16>::of(x_sum);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adagrad_not_maximize_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_sum,
+    const om::index_t numel, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd)
+{
+    const adagrad_not_maximize_scalars<float> s = { clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    adagrad_not_maximize_f32_qbf16_span(p_weight, p_grad, p_sum, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adagrad_not_maximize_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adagrad_not_maximize_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void adagrad_not_maximize_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_sum,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adagrad_not_maximize_scalars<float>& s, const om::index_t base, const om::u64 key_sum)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_sum = om::to_math(p_sum[i]);
+        adagrad_not_maximize_math<float>(x_weight, x_grad, x_sum, x_weight, x_sum, s);
+        p_weight[i] = x_weight;
+        p_sum[i] = om::stochastic_bfloat16(x_sum, key_sum, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adagrad_not_maximize_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_sum,
+    const om::index_t numel, const float clip_gradient, const float epsilon, const float lr_1, const float rescale_grad, const float wd, const om::u64 key_sum)
+{
+    const adagrad_not_maximize_scalars<float> s = { clip_gradient, epsilon, lr_1, rescale_grad, wd };
+    adagrad_not_maximize_f32_qbf16sr_span(p_weight, p_grad, p_sum, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_sum);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adagrad_not_maximize_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_sum, numel, first_chunk, clip_gradient, epsilon, lr_1, rescale_grad, wd, key_sum
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const adagrad_not_maximize_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        adagrad_not_maximize_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[10]);
     }
 }

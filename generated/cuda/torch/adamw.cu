@@ -269,6 +269,223 @@ extern "C" __global__ void __launch_bounds__(512) adamw_maximize__amsgrad_bf16_m
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void adamw_maximize__amsgrad_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_max_exp_avg_sq,
+    float* __restrict__ a_max_exp_avg_sq,
+    const om::index_t m, const adamw_maximize__amsgrad_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_exp_avg, float* __restrict__ v_exp_avg_sq, float* __restrict__ v_max_exp_avg_sq, om::u32* __restrict__ reduce)
+{
+    const float old_exp_avg = a_exp_avg[0];    // read by every thread before the first barrier
+    const float old_exp_avg_sq = a_exp_avg_sq[0];    // read by every thread before the first barrier
+    const float old_max_exp_avg_sq = a_max_exp_avg_sq[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_exp_avg = tables.map[0][c_exp_avg[i]] * old_exp_avg;
+        float x_exp_avg_sq = tables.map[1][c_exp_avg_sq[i]] * old_exp_avg_sq;
+        float x_max_exp_avg_sq = tables.map[1][c_max_exp_avg_sq[i]] * old_max_exp_avg_sq;
+        adamw_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        v_exp_avg[i] = x_exp_avg;
+        v_exp_avg_sq[i] = x_exp_avg_sq;
+        v_max_exp_avg_sq[i] = x_max_exp_avg_sq;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg[i] = om::quantize_code(v_exp_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_exp_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg_sq[i] = om::quantize_code(v_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_exp_avg_sq[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_max_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_max_exp_avg_sq[i] = om::quantize_code(v_max_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_max_exp_avg_sq[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_maximize__amsgrad_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_max_exp_avg_sq,
+    float* __restrict__ a_max_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ float v_max_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const adamw_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        adamw_maximize__amsgrad_f32_q8_block(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + b, c_exp_avg_sq + lo, a_exp_avg_sq + b, c_max_exp_avg_sq + lo, a_max_exp_avg_sq + b, m, s, tables, v_exp_avg, v_exp_avg_sq, v_max_exp_avg_sq, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_maximize__amsgrad_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ float v_max_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, c_max_exp_avg_sq, a_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 9);
+        const om::index_t start = (c - om::index_t(row[9])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[8]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const adamw_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            adamw_maximize__amsgrad_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, om::pointer<unsigned char>(row[6]) + e, om::pointer<float>(row[7]) + e / om::QBLOCK, m, s, tables, v_exp_avg, v_exp_avg_sq, v_max_exp_avg_sq, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void adamw_maximize__amsgrad_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adamw_maximize__amsgrad_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        float x_max_exp_avg_sq = om::to_math(p_max_exp_avg_sq[i]);
+        adamw_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_exp_avg[i] = om::Store<om::bfloat16>::of(x_exp_avg);
+        p_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_exp_avg_sq);
+        p_max_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_max_exp_avg_sq);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_maximize__amsgrad_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad)
+{
+    const adamw_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    adamw_maximize__amsgrad_f32_qbf16_span(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adamw_maximize__amsgrad_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adamw_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adamw_maximize__amsgrad_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void adamw_maximize__amsgrad_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adamw_maximize__amsgrad_scalars<float>& s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq, const om::u64 key_max_exp_avg_sq)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        float x_max_exp_avg_sq = om::to_math(p_max_exp_avg_sq[i]);
+        adamw_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_exp_avg[i] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + i));
+        p_exp_avg_sq[i] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + i));
+        p_max_exp_avg_sq[i] = om::stochastic_bfloat16(x_max_exp_avg_sq, key_max_exp_avg_sq, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_maximize__amsgrad_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq, const om::u64 key_max_exp_avg_sq)
+{
+    const adamw_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    adamw_maximize__amsgrad_f32_qbf16sr_span(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_exp_avg, key_exp_avg_sq, key_max_exp_avg_sq);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adamw_maximize__amsgrad_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad, key_exp_avg, key_exp_avg_sq, key_max_exp_avg_sq
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adamw_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adamw_maximize__amsgrad_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[17], row[18], row[19]);
+    }
+}
+
+
 
 // == variant: maximize and not amsgrad ================================================
 
@@ -500,6 +717,193 @@ extern "C" __global__ void __launch_bounds__(512) adamw_maximize__not_amsgrad_bf
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void adamw_maximize__not_amsgrad_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t m, const adamw_maximize__not_amsgrad_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_exp_avg, float* __restrict__ v_exp_avg_sq, om::u32* __restrict__ reduce)
+{
+    const float old_exp_avg = a_exp_avg[0];    // read by every thread before the first barrier
+    const float old_exp_avg_sq = a_exp_avg_sq[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_exp_avg = tables.map[0][c_exp_avg[i]] * old_exp_avg;
+        float x_exp_avg_sq = tables.map[1][c_exp_avg_sq[i]] * old_exp_avg_sq;
+        adamw_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        v_exp_avg[i] = x_exp_avg;
+        v_exp_avg_sq[i] = x_exp_avg_sq;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg[i] = om::quantize_code(v_exp_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_exp_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg_sq[i] = om::quantize_code(v_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_exp_avg_sq[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_maximize__not_amsgrad_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const adamw_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        adamw_maximize__not_amsgrad_f32_q8_block(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + b, c_exp_avg_sq + lo, a_exp_avg_sq + b, m, s, tables, v_exp_avg, v_exp_avg_sq, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_maximize__not_amsgrad_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const adamw_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            adamw_maximize__not_amsgrad_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, m, s, tables, v_exp_avg, v_exp_avg_sq, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void adamw_maximize__not_amsgrad_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adamw_maximize__not_amsgrad_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        adamw_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_exp_avg[i] = om::Store<om::bfloat16>::of(x_exp_avg);
+        p_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_exp_avg_sq);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_maximize__not_amsgrad_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad)
+{
+    const adamw_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    adamw_maximize__not_amsgrad_f32_qbf16_span(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adamw_maximize__not_amsgrad_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adamw_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adamw_maximize__not_amsgrad_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void adamw_maximize__not_amsgrad_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adamw_maximize__not_amsgrad_scalars<float>& s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        adamw_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_exp_avg[i] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + i));
+        p_exp_avg_sq[i] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_maximize__not_amsgrad_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    const adamw_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    adamw_maximize__not_amsgrad_f32_qbf16sr_span(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_exp_avg, key_exp_avg_sq);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adamw_maximize__not_amsgrad_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad, key_exp_avg, key_exp_avg_sq
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adamw_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adamw_maximize__not_amsgrad_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[16], row[17]);
+    }
+}
+
 
 
 // == variant: not maximize and amsgrad ================================================
@@ -743,6 +1147,223 @@ extern "C" __global__ void __launch_bounds__(512) adamw_not_maximize__amsgrad_bf
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void adamw_not_maximize__amsgrad_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_max_exp_avg_sq,
+    float* __restrict__ a_max_exp_avg_sq,
+    const om::index_t m, const adamw_not_maximize__amsgrad_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_exp_avg, float* __restrict__ v_exp_avg_sq, float* __restrict__ v_max_exp_avg_sq, om::u32* __restrict__ reduce)
+{
+    const float old_exp_avg = a_exp_avg[0];    // read by every thread before the first barrier
+    const float old_exp_avg_sq = a_exp_avg_sq[0];    // read by every thread before the first barrier
+    const float old_max_exp_avg_sq = a_max_exp_avg_sq[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_exp_avg = tables.map[0][c_exp_avg[i]] * old_exp_avg;
+        float x_exp_avg_sq = tables.map[1][c_exp_avg_sq[i]] * old_exp_avg_sq;
+        float x_max_exp_avg_sq = tables.map[1][c_max_exp_avg_sq[i]] * old_max_exp_avg_sq;
+        adamw_not_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        v_exp_avg[i] = x_exp_avg;
+        v_exp_avg_sq[i] = x_exp_avg_sq;
+        v_max_exp_avg_sq[i] = x_max_exp_avg_sq;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg[i] = om::quantize_code(v_exp_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_exp_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg_sq[i] = om::quantize_code(v_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_exp_avg_sq[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_max_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_max_exp_avg_sq[i] = om::quantize_code(v_max_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_max_exp_avg_sq[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_not_maximize__amsgrad_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    unsigned char* __restrict__ c_max_exp_avg_sq,
+    float* __restrict__ a_max_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ float v_max_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const adamw_not_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        adamw_not_maximize__amsgrad_f32_q8_block(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + b, c_exp_avg_sq + lo, a_exp_avg_sq + b, c_max_exp_avg_sq + lo, a_max_exp_avg_sq + b, m, s, tables, v_exp_avg, v_exp_avg_sq, v_max_exp_avg_sq, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_not_maximize__amsgrad_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ float v_max_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, c_max_exp_avg_sq, a_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 9);
+        const om::index_t start = (c - om::index_t(row[9])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[8]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const adamw_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])), float(om::word_double(row[18])), float(om::word_double(row[19])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            adamw_not_maximize__amsgrad_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, om::pointer<unsigned char>(row[6]) + e, om::pointer<float>(row[7]) + e / om::QBLOCK, m, s, tables, v_exp_avg, v_exp_avg_sq, v_max_exp_avg_sq, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void adamw_not_maximize__amsgrad_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adamw_not_maximize__amsgrad_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        float x_max_exp_avg_sq = om::to_math(p_max_exp_avg_sq[i]);
+        adamw_not_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_exp_avg[i] = om::Store<om::bfloat16>::of(x_exp_avg);
+        p_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_exp_avg_sq);
+        p_max_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_max_exp_avg_sq);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_not_maximize__amsgrad_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad)
+{
+    const adamw_not_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    adamw_not_maximize__amsgrad_f32_qbf16_span(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adamw_not_maximize__amsgrad_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<17>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adamw_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adamw_not_maximize__amsgrad_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void adamw_not_maximize__amsgrad_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adamw_not_maximize__amsgrad_scalars<float>& s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq, const om::u64 key_max_exp_avg_sq)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        float x_max_exp_avg_sq = om::to_math(p_max_exp_avg_sq[i]);
+        adamw_not_maximize__amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, x_max_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_exp_avg[i] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + i));
+        p_exp_avg_sq[i] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + i));
+        p_max_exp_avg_sq[i] = om::stochastic_bfloat16(x_max_exp_avg_sq, key_max_exp_avg_sq, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_not_maximize__amsgrad_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    om::bfloat16* __restrict__ p_max_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq, const om::u64 key_max_exp_avg_sq)
+{
+    const adamw_not_maximize__amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    adamw_not_maximize__amsgrad_f32_qbf16sr_span(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_exp_avg, key_exp_avg_sq, key_max_exp_avg_sq);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adamw_not_maximize__amsgrad_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, p_max_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad, key_exp_avg, key_exp_avg_sq, key_max_exp_avg_sq
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<20>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const adamw_not_maximize__amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
+        adamw_not_maximize__amsgrad_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[17], row[18], row[19]);
+    }
+}
+
+
 
 // == variant: not maximize and not amsgrad ============================================
 
@@ -971,5 +1592,191 @@ extern "C" __global__ void __launch_bounds__(512) adamw_not_maximize__not_amsgra
         const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])) };
         adamw_not_maximize__not_amsgrad_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void adamw_not_maximize__not_amsgrad_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t m, const adamw_not_maximize__not_amsgrad_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_exp_avg, float* __restrict__ v_exp_avg_sq, om::u32* __restrict__ reduce)
+{
+    const float old_exp_avg = a_exp_avg[0];    // read by every thread before the first barrier
+    const float old_exp_avg_sq = a_exp_avg_sq[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_exp_avg = tables.map[0][c_exp_avg[i]] * old_exp_avg;
+        float x_exp_avg_sq = tables.map[1][c_exp_avg_sq[i]] * old_exp_avg_sq;
+        adamw_not_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        v_exp_avg[i] = x_exp_avg;
+        v_exp_avg_sq[i] = x_exp_avg_sq;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg[i] = om::quantize_code(v_exp_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_exp_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_exp_avg_sq[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_exp_avg_sq[i] = om::quantize_code(v_exp_avg_sq[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_exp_avg_sq[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_not_maximize__not_amsgrad_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_exp_avg,
+    float* __restrict__ a_exp_avg,
+    unsigned char* __restrict__ c_exp_avg_sq,
+    float* __restrict__ a_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const adamw_not_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        adamw_not_maximize__not_amsgrad_f32_q8_block(p_weight + lo, p_grad + lo, c_exp_avg + lo, a_exp_avg + b, c_exp_avg_sq + lo, a_exp_avg_sq + b, m, s, tables, v_exp_avg, v_exp_avg_sq, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_not_maximize__not_amsgrad_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_exp_avg[om::QBLOCK];
+    __shared__ float v_exp_avg_sq[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_exp_avg, a_exp_avg, c_exp_avg_sq, a_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            adamw_not_maximize__not_amsgrad_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, m, s, tables, v_exp_avg, v_exp_avg_sq, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void adamw_not_maximize__not_amsgrad_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adamw_not_maximize__not_amsgrad_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        adamw_not_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_exp_avg[i] = om::Store<om::bfloat16>::of(x_exp_avg);
+        p_exp_avg_sq[i] = om::Store<om::bfloat16>::of(x_exp_avg_sq);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_not_maximize__not_amsgrad_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad)
+{
+    const adamw_not_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    adamw_not_maximize__not_amsgrad_f32_qbf16_span(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adamw_not_maximize__not_amsgrad_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adamw_not_maximize__not_amsgrad_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void adamw_not_maximize__not_amsgrad_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const adamw_not_maximize__not_amsgrad_scalars<float>& s, const om::index_t base, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_exp_avg = om::to_math(p_exp_avg[i]);
+        float x_exp_avg_sq = om::to_math(p_exp_avg_sq[i]);
+        adamw_not_maximize__not_amsgrad_math<float>(x_weight, x_grad, x_exp_avg, x_exp_avg_sq, x_weight, x_exp_avg, x_exp_avg_sq, s);
+        p_weight[i] = x_weight;
+        p_exp_avg[i] = om::stochastic_bfloat16(x_exp_avg, key_exp_avg, om::u64(base + i));
+        p_exp_avg_sq[i] = om::stochastic_bfloat16(x_exp_avg_sq, key_exp_avg_sq, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) adamw_not_maximize__not_amsgrad_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_exp_avg,
+    om::bfloat16* __restrict__ p_exp_avg_sq,
+    const om::index_t numel, const float beta1, const float beta2, const float c_1, const float c_2, const float c_3, const float c_4, const float c_5, const float clip_gradient, const float epsilon, const float rescale_grad, const om::u64 key_exp_avg, const om::u64 key_exp_avg_sq)
+{
+    const adamw_not_maximize__not_amsgrad_scalars<float> s = { beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad };
+    adamw_not_maximize__not_amsgrad_f32_qbf16sr_span(p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_exp_avg, key_exp_avg_sq);
+}
+
+extern "C" __global__ void __launch_bounds__(512) adamw_not_maximize__not_amsgrad_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_exp_avg, p_exp_avg_sq, numel, first_chunk, beta1, beta2, c_1, c_2, c_3, c_4, c_5, clip_gradient, epsilon, rescale_grad, key_exp_avg, key_exp_avg_sq
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const adamw_not_maximize__not_amsgrad_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        adamw_not_maximize__not_amsgrad_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[16], row[17]);
     }
 }

@@ -234,6 +234,7 @@ extern "C" __global__ void __launch_bounds__(512) asgd_maximize__eta_ge_0__mu_eq
 }
 
 
+
 // == variant: maximize and eta >= 0 and mu != 1 =======================================
 
 template <typename M>
@@ -444,6 +445,7 @@ extern "C" __global__ void __launch_bounds__(512) asgd_maximize__eta_ge_0__mu_ne
 }
 
 
+
 // == variant: maximize and eta < 0 and mu == 1 ========================================
 
 template <typename M>
@@ -648,6 +650,7 @@ extern "C" __global__ void __launch_bounds__(512) asgd_maximize__eta_lt_0__mu_eq
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
 
 
 // == variant: maximize and eta < 0 and mu != 1 ========================================
@@ -860,6 +863,7 @@ extern "C" __global__ void __launch_bounds__(512) asgd_maximize__eta_lt_0__mu_ne
 }
 
 
+
 // == variant: not maximize and eta >= 0 and mu == 1 ===================================
 
 template <typename M>
@@ -1064,6 +1068,7 @@ extern "C" __global__ void __launch_bounds__(512) asgd_not_maximize__eta_ge_0__m
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
 
 
 // == variant: not maximize and eta >= 0 and mu != 1 ===================================
@@ -1276,6 +1281,7 @@ extern "C" __global__ void __launch_bounds__(512) asgd_not_maximize__eta_ge_0__m
 }
 
 
+
 // == variant: not maximize and eta < 0 and mu == 1 ====================================
 
 template <typename M>
@@ -1480,6 +1486,7 @@ extern "C" __global__ void __launch_bounds__(512) asgd_not_maximize__eta_lt_0__m
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
 
 
 // == variant: not maximize and eta < 0 and mu != 1 ====================================

@@ -24,8 +24,8 @@ Per variant (keyed like the NumPy module's VARIANTS):
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
   rows carry the row length and first row; device: the rule has device scalar states;
-- quantized (variants with states a quantized storage stores; native CPU kernels only so
-  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+- quantized (variants with states a quantized storage stores; the native CPU kernels, in
+  generated/cpu/): None where these states have no kernels (the NumPy code runs
   between load and store), else "states": the states stored, in kernel order, and
   "kernels": the name per suffix, f32_q8, f32_qbf16 and f32_qbf16sr (bfloat16 rounded
   stochastically). Their pointers are those of the f32 kernel with
@@ -34,6 +34,13 @@ Per variant (keyed like the NumPy module's VARIANTS):
   multi-tensor one after the chunk count); the f32_qbf16sr ones one 64-bit rounding key per
   stored state, in "states" order, after the scalars (in the multi-tensor table, at the
   end of each row).
+- quantized_cuda (the same variants): None where the stored states have no CUDA kernels,
+  else "kernels": the name per suffix in this module's .cu file, with the native kernels'
+  pointers, scalars, keys and table rows, but for the f32_q8 entry points, which take the
+  signed and unsigned maps and lookup tables only (no search tables); "q8_threads": the
+  threads per block of the f32_q8 kernels (one block of 256 elements per thread block, the
+  multi-tensor kernel a chunk per thread block); the bfloat16 kernels launch as the float
+  kernels (BLOCK, MULTI_BLOCK).
 """
 
 SOURCE = 'asgd.cu'

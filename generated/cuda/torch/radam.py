@@ -24,8 +24,8 @@ Per variant (keyed like the NumPy module's VARIANTS):
   reductions, and the old values of device scalar states); row_reductions: slots per weight
   row of `rowred` (row reductions, and the old values of row-shaped states); rows: the table
   rows carry the row length and first row; device: the rule has device scalar states;
-- quantized (variants with states a quantized storage stores; native CPU kernels only so
-  far, in generated/cpu/): None where these states have no kernels (the NumPy code runs
+- quantized (variants with states a quantized storage stores; the native CPU kernels, in
+  generated/cpu/): None where these states have no kernels (the NumPy code runs
   between load and store), else "states": the states stored, in kernel order, and
   "kernels": the name per suffix, f32_q8, f32_qbf16 and f32_qbf16sr (bfloat16 rounded
   stochastically). Their pointers are those of the f32 kernel with
@@ -34,6 +34,13 @@ Per variant (keyed like the NumPy module's VARIANTS):
   multi-tensor one after the chunk count); the f32_qbf16sr ones one 64-bit rounding key per
   stored state, in "states" order, after the scalars (in the multi-tensor table, at the
   end of each row).
+- quantized_cuda (the same variants): None where the stored states have no CUDA kernels,
+  else "kernels": the name per suffix in this module's .cu file, with the native kernels'
+  pointers, scalars, keys and table rows, but for the f32_q8 entry points, which take the
+  signed and unsigned maps and lookup tables only (no search tables); "q8_threads": the
+  threads per block of the f32_q8 kernels (one block of 256 elements per thread block, the
+  multi-tensor kernel a chunk per thread block); the bfloat16 kernels launch as the float
+  kernels (BLOCK, MULTI_BLOCK).
 """
 
 SOURCE = 'radam.cu'
@@ -81,6 +88,14 @@ VARIANTS = {
                 'f32_qbf16sr': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
             },
         },
+        'quantized_cuda': {
+            'kernels': {
+                'f32_q8': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
+                'f32_qbf16': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
+            },
+            'q8_threads': 256,
+        },
     },
     (True, True, False): {
         'name': 'maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
@@ -109,6 +124,14 @@ VARIANTS = {
                 'f32_qbf16': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
                 'f32_qbf16sr': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
             },
+        },
+        'quantized_cuda': {
+            'kernels': {
+                'f32_q8': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
+                'f32_qbf16': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
+            },
+            'q8_threads': 256,
         },
     },
     (True, False, True): {
@@ -149,6 +172,14 @@ VARIANTS = {
                 'f32_qbf16sr': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
             },
         },
+        'quantized_cuda': {
+            'kernels': {
+                'f32_q8': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
+                'f32_qbf16': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
+            },
+            'q8_threads': 256,
+        },
     },
     (True, False, False): {
         'name': 'maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
@@ -177,6 +208,14 @@ VARIANTS = {
                 'f32_qbf16': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
                 'f32_qbf16sr': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
             },
+        },
+        'quantized_cuda': {
+            'kernels': {
+                'f32_q8': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
+                'f32_qbf16': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
+            },
+            'q8_threads': 256,
         },
     },
     (False, True, True): {
@@ -217,6 +256,14 @@ VARIANTS = {
                 'f32_qbf16sr': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
             },
         },
+        'quantized_cuda': {
+            'kernels': {
+                'f32_q8': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
+                'f32_qbf16': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
+            },
+            'q8_threads': 256,
+        },
     },
     (False, True, False): {
         'name': 'not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
@@ -245,6 +292,14 @@ VARIANTS = {
                 'f32_qbf16': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
                 'f32_qbf16sr': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
             },
+        },
+        'quantized_cuda': {
+            'kernels': {
+                'f32_q8': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
+                'f32_qbf16': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_not_maximize__decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
+            },
+            'q8_threads': 256,
         },
     },
     (False, False, True): {
@@ -285,6 +340,14 @@ VARIANTS = {
                 'f32_qbf16sr': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
             },
         },
+        'quantized_cuda': {
+            'kernels': {
+                'f32_q8': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_q8',
+                'f32_qbf16': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__gt_5_f32_qbf16sr',
+            },
+            'q8_threads': 256,
+        },
     },
     (False, False, False): {
         'name': 'not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5',
@@ -313,6 +376,14 @@ VARIANTS = {
                 'f32_qbf16': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
                 'f32_qbf16sr': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
             },
+        },
+        'quantized_cuda': {
+            'kernels': {
+                'f32_q8': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_q8',
+                'f32_qbf16': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16',
+                'f32_qbf16sr': 'radam_not_maximize__not_decoupled_weight_decay__2_beta2_t_t_1_beta2_t_1_2_1_beta2__le_5_f32_qbf16sr',
+            },
+            'q8_threads': 256,
         },
     },
 }

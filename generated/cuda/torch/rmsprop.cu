@@ -258,6 +258,193 @@ extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__centered__mo
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rmsprop_maximize__centered__momentum_eq_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t m, const rmsprop_maximize__centered__momentum_eq_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_square_avg, float* __restrict__ v_grad_avg, om::u32* __restrict__ reduce)
+{
+    const float old_square_avg = a_square_avg[0];    // read by every thread before the first barrier
+    const float old_grad_avg = a_grad_avg[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_square_avg = tables.map[1][c_square_avg[i]] * old_square_avg;
+        float x_grad_avg = tables.map[0][c_grad_avg[i]] * old_grad_avg;
+        rmsprop_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        v_square_avg[i] = x_square_avg;
+        v_grad_avg[i] = x_grad_avg;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_square_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_square_avg[i] = om::quantize_code(v_square_avg[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_square_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_grad_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_grad_avg[i] = om::quantize_code(v_grad_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_grad_avg[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__centered__momentum_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_grad_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rmsprop_maximize__centered__momentum_eq_0_f32_q8_block(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + b, c_grad_avg + lo, a_grad_avg + b, m, s, tables, v_square_avg, v_grad_avg, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__centered__momentum_eq_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_grad_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rmsprop_maximize__centered__momentum_eq_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, m, s, tables, v_square_avg, v_grad_avg, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_maximize__centered__momentum_eq_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_grad_avg = om::to_math(p_grad_avg[i]);
+        rmsprop_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::Store<om::bfloat16>::of(x_square_avg);
+        p_grad_avg[i] = om::Store<om::bfloat16>::of(x_grad_avg);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__centered__momentum_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
+{
+    const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_span(p_weight, p_grad, p_square_avg, p_grad_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_maximize__centered__momentum_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_maximize__centered__momentum_eq_0_scalars<float>& s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_grad_avg)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_grad_avg = om::to_math(p_grad_avg[i]);
+        rmsprop_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + i));
+        p_grad_avg[i] = om::stochastic_bfloat16(x_grad_avg, key_grad_avg, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_grad_avg)
+{
+    const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr_span(p_weight, p_grad, p_square_avg, p_grad_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_square_avg, key_grad_avg);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd, key_square_avg, key_grad_avg
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rmsprop_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_maximize__centered__momentum_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[13], row[14]);
+    }
+}
+
+
 
 // == variant: maximize and centered and momentum != 0 =================================
 
@@ -500,6 +687,223 @@ extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__centered__mo
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rmsprop_maximize__centered__momentum_ne_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t m, const rmsprop_maximize__centered__momentum_ne_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_square_avg, float* __restrict__ v_momentum_buffer, float* __restrict__ v_grad_avg, om::u32* __restrict__ reduce)
+{
+    const float old_square_avg = a_square_avg[0];    // read by every thread before the first barrier
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    const float old_grad_avg = a_grad_avg[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_square_avg = tables.map[1][c_square_avg[i]] * old_square_avg;
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        float x_grad_avg = tables.map[0][c_grad_avg[i]] * old_grad_avg;
+        rmsprop_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        v_square_avg[i] = x_square_avg;
+        v_momentum_buffer[i] = x_momentum_buffer;
+        v_grad_avg[i] = x_grad_avg;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_square_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_square_avg[i] = om::quantize_code(v_square_avg[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_square_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_grad_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_grad_avg[i] = om::quantize_code(v_grad_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_grad_avg[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__centered__momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ float v_grad_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rmsprop_maximize__centered__momentum_ne_0_f32_q8_block(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + b, c_momentum_buffer + lo, a_momentum_buffer + b, c_grad_avg + lo, a_grad_avg + b, m, s, tables, v_square_avg, v_momentum_buffer, v_grad_avg, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__centered__momentum_ne_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ float v_grad_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 9);
+        const om::index_t start = (c - om::index_t(row[9])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[8]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rmsprop_maximize__centered__momentum_ne_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, om::pointer<unsigned char>(row[6]) + e, om::pointer<float>(row[7]) + e / om::QBLOCK, m, s, tables, v_square_avg, v_momentum_buffer, v_grad_avg, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_maximize__centered__momentum_ne_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        float x_grad_avg = om::to_math(p_grad_avg[i]);
+        rmsprop_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::Store<om::bfloat16>::of(x_square_avg);
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+        p_grad_avg[i] = om::Store<om::bfloat16>::of(x_grad_avg);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__centered__momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_span(p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_maximize__centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_maximize__centered__momentum_ne_0_scalars<float>& s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_momentum_buffer, const om::u64 key_grad_avg)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        float x_grad_avg = om::to_math(p_grad_avg[i]);
+        rmsprop_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + i));
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+        p_grad_avg[i] = om::stochastic_bfloat16(x_grad_avg, key_grad_avg, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_momentum_buffer, const om::u64 key_grad_avg)
+{
+    const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr_span(p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_square_avg, key_momentum_buffer, key_grad_avg);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, key_square_avg, key_momentum_buffer, key_grad_avg
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const rmsprop_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_maximize__centered__momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[15], row[16], row[17]);
+    }
+}
+
+
 
 // == variant: maximize and not centered and momentum == 0 =============================
 
@@ -713,6 +1117,163 @@ extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__not_centered
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    const om::index_t m, const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_square_avg, om::u32* __restrict__ reduce)
+{
+    const float old_square_avg = a_square_avg[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_square_avg = tables.map[1][c_square_avg[i]] * old_square_avg;
+        rmsprop_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        p_weight[i] = x_weight;
+        v_square_avg[i] = x_square_avg;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_square_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_square_avg[i] = om::quantize_code(v_square_avg[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_square_avg[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__not_centered__momentum_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_block(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + b, m, s, tables, v_square_avg, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rmsprop_maximize__not_centered__momentum_eq_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_square_avg, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        rmsprop_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::Store<om::bfloat16>::of(x_square_avg);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
+{
+    const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_span(p_weight, p_grad, p_square_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float>& s, const om::index_t base, const om::u64 key_square_avg)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        rmsprop_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_square_avg)
+{
+    const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(p_weight, p_grad, p_square_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_square_avg);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd, key_square_avg
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const rmsprop_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        rmsprop_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[12]);
+    }
+}
+
 
 
 // == variant: maximize and not centered and momentum != 0 =============================
@@ -940,6 +1501,193 @@ extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__not_centered
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_square_avg, float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_square_avg = a_square_avg[0];    // read by every thread before the first barrier
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_square_avg = tables.map[1][c_square_avg[i]] * old_square_avg;
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        rmsprop_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_square_avg[i] = x_square_avg;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_square_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_square_avg[i] = om::quantize_code(v_square_avg[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_square_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__not_centered__momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_block(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + b, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_square_avg, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rmsprop_maximize__not_centered__momentum_ne_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, m, s, tables, v_square_avg, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        rmsprop_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::Store<om::bfloat16>::of(x_square_avg);
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_span(p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float>& s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        rmsprop_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + i));
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_momentum_buffer)
+{
+    const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_square_avg, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, key_square_avg, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rmsprop_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[14], row[15]);
+    }
+}
+
 
 
 // == variant: not maximize and centered and momentum == 0 =============================
@@ -1169,6 +1917,193 @@ extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__centered
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t m, const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_square_avg, float* __restrict__ v_grad_avg, om::u32* __restrict__ reduce)
+{
+    const float old_square_avg = a_square_avg[0];    // read by every thread before the first barrier
+    const float old_grad_avg = a_grad_avg[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_square_avg = tables.map[1][c_square_avg[i]] * old_square_avg;
+        float x_grad_avg = tables.map[0][c_grad_avg[i]] * old_grad_avg;
+        rmsprop_not_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        v_square_avg[i] = x_square_avg;
+        v_grad_avg[i] = x_grad_avg;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_square_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_square_avg[i] = om::quantize_code(v_square_avg[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_square_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_grad_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_grad_avg[i] = om::quantize_code(v_grad_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_grad_avg[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__centered__momentum_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_grad_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_block(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + b, c_grad_avg + lo, a_grad_avg + b, m, s, tables, v_square_avg, v_grad_avg, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_grad_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rmsprop_not_maximize__centered__momentum_eq_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, m, s, tables, v_square_avg, v_grad_avg, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_grad_avg = om::to_math(p_grad_avg[i]);
+        rmsprop_not_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::Store<om::bfloat16>::of(x_square_avg);
+        p_grad_avg[i] = om::Store<om::bfloat16>::of(x_grad_avg);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
+{
+    const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_span(p_weight, p_grad, p_square_avg, p_grad_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float>& s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_grad_avg)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_grad_avg = om::to_math(p_grad_avg[i]);
+        rmsprop_not_maximize__centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_grad_avg, x_weight, x_square_avg, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + i));
+        p_grad_avg[i] = om::stochastic_bfloat16(x_grad_avg, key_grad_avg, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_grad_avg)
+{
+    const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr_span(p_weight, p_grad, p_square_avg, p_grad_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_square_avg, key_grad_avg);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd, key_square_avg, key_grad_avg
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rmsprop_not_maximize__centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        rmsprop_not_maximize__centered__momentum_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[13], row[14]);
+    }
+}
+
 
 
 // == variant: not maximize and centered and momentum != 0 =============================
@@ -1412,6 +2347,223 @@ extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__centered
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t m, const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_square_avg, float* __restrict__ v_momentum_buffer, float* __restrict__ v_grad_avg, om::u32* __restrict__ reduce)
+{
+    const float old_square_avg = a_square_avg[0];    // read by every thread before the first barrier
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    const float old_grad_avg = a_grad_avg[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_square_avg = tables.map[1][c_square_avg[i]] * old_square_avg;
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        float x_grad_avg = tables.map[0][c_grad_avg[i]] * old_grad_avg;
+        rmsprop_not_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        v_square_avg[i] = x_square_avg;
+        v_momentum_buffer[i] = x_momentum_buffer;
+        v_grad_avg[i] = x_grad_avg;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_square_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_square_avg[i] = om::quantize_code(v_square_avg[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_square_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_grad_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_grad_avg[i] = om::quantize_code(v_grad_avg[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_grad_avg[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__centered__momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    unsigned char* __restrict__ c_grad_avg,
+    float* __restrict__ a_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ float v_grad_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_block(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + b, c_momentum_buffer + lo, a_momentum_buffer + b, c_grad_avg + lo, a_grad_avg + b, m, s, tables, v_square_avg, v_momentum_buffer, v_grad_avg, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ float v_grad_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, c_grad_avg, a_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 9);
+        const om::index_t start = (c - om::index_t(row[9])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[8]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])), float(om::word_double(row[16])), float(om::word_double(row[17])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rmsprop_not_maximize__centered__momentum_ne_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, om::pointer<unsigned char>(row[6]) + e, om::pointer<float>(row[7]) + e / om::QBLOCK, m, s, tables, v_square_avg, v_momentum_buffer, v_grad_avg, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        float x_grad_avg = om::to_math(p_grad_avg[i]);
+        rmsprop_not_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::Store<om::bfloat16>::of(x_square_avg);
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+        p_grad_avg[i] = om::Store<om::bfloat16>::of(x_grad_avg);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_span(p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<15>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float>& s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_momentum_buffer, const om::u64 key_grad_avg)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        float x_grad_avg = om::to_math(p_grad_avg[i]);
+        rmsprop_not_maximize__centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_grad_avg, x_weight, x_square_avg, x_momentum_buffer, x_grad_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + i));
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+        p_grad_avg[i] = om::stochastic_bfloat16(x_grad_avg, key_grad_avg, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    om::bfloat16* __restrict__ p_grad_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_momentum_buffer, const om::u64 key_grad_avg)
+{
+    const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr_span(p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_square_avg, key_momentum_buffer, key_grad_avg);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, p_grad_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, key_square_avg, key_momentum_buffer, key_grad_avg
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<18>(table, tensors, c, 6);
+        const om::index_t start = (c - om::index_t(row[6])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[5]) - start;
+        const rmsprop_not_maximize__centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
+        rmsprop_not_maximize__centered__momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, om::pointer<om::bfloat16>(row[4]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[15], row[16], row[17]);
+    }
+}
+
+
 
 // == variant: not maximize and not centered and momentum == 0 =========================
 
@@ -1625,6 +2777,163 @@ extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__not_cent
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    const om::index_t m, const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_square_avg, om::u32* __restrict__ reduce)
+{
+    const float old_square_avg = a_square_avg[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_square_avg = tables.map[1][c_square_avg[i]] * old_square_avg;
+        rmsprop_not_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        p_weight[i] = x_weight;
+        v_square_avg[i] = x_square_avg;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_square_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_square_avg[i] = om::quantize_code(v_square_avg[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_square_avg[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_block(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + b, m, s, tables, v_square_avg, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rmsprop_not_maximize__not_centered__momentum_eq_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_square_avg, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        rmsprop_not_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::Store<om::bfloat16>::of(x_square_avg);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd)
+{
+    const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_span(p_weight, p_grad, p_square_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float>& s, const om::index_t base, const om::u64 key_square_avg)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        rmsprop_not_maximize__not_centered__momentum_eq_0_math<float>(x_weight, x_grad, x_square_avg, x_weight, x_square_avg, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float rescale_grad, const float wd, const om::u64 key_square_avg)
+{
+    const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd };
+    rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(p_weight, p_grad, p_square_avg, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_square_avg);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, rescale_grad, wd, key_square_avg
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<13>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const rmsprop_not_maximize__not_centered__momentum_eq_0_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        rmsprop_not_maximize__not_centered__momentum_eq_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[12]);
+    }
+}
+
 
 
 // == variant: not maximize and not centered and momentum != 0 =========================
@@ -1850,5 +3159,191 @@ extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__not_cent
         const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])) };
         rmsprop_not_maximize__not_centered__momentum_ne_0_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start, om::pointer<float>(row[4]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_square_avg, float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_square_avg = a_square_avg[0];    // read by every thread before the first barrier
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_square_avg = tables.map[1][c_square_avg[i]] * old_square_avg;
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        rmsprop_not_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_square_avg[i] = x_square_avg;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_square_avg[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_square_avg[i] = om::quantize_code(v_square_avg[i], inverse, tables.lut[1], keep);
+        if (threadIdx.x == 0) a_square_avg[0] = top;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_square_avg,
+    float* __restrict__ a_square_avg,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_block(p_weight + lo, p_grad + lo, c_square_avg + lo, a_square_avg + b, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_square_avg, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_square_avg[om::QBLOCK];
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_square_avg, a_square_avg, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 7);
+        const om::index_t start = (c - om::index_t(row[7])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[6]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])), float(om::word_double(row[14])), float(om::word_double(row[15])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            rmsprop_not_maximize__not_centered__momentum_ne_0_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, om::pointer<unsigned char>(row[4]) + e, om::pointer<float>(row[5]) + e / om::QBLOCK, m, s, tables, v_square_avg, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        rmsprop_not_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::Store<om::bfloat16>::of(x_square_avg);
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_span(p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<14>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float>& s, const om::index_t base, const om::u64 key_square_avg, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_square_avg = om::to_math(p_square_avg[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        rmsprop_not_maximize__not_centered__momentum_ne_0_math<float>(x_weight, x_grad, x_square_avg, x_momentum_buffer, x_weight, x_square_avg, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_square_avg[i] = om::stochastic_bfloat16(x_square_avg, key_square_avg, om::u64(base + i));
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_square_avg,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float alpha, const float c_1, const float clip_gradient, const float epsilon, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_square_avg, const om::u64 key_momentum_buffer)
+{
+    const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd };
+    rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_square_avg, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_square_avg, p_momentum_buffer, numel, first_chunk, alpha, c_1, clip_gradient, epsilon, lr, momentum, rescale_grad, wd, key_square_avg, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<16>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const rmsprop_not_maximize__not_centered__momentum_ne_0_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])), float(om::word_double(row[12])), float(om::word_double(row[13])) };
+        rmsprop_not_maximize__not_centered__momentum_ne_0_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, om::pointer<om::bfloat16>(row[3]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[14], row[15]);
     }
 }

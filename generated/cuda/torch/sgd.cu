@@ -220,6 +220,7 @@ extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_eq_0__t
 }
 
 
+
 // == variant: maximize and momentum == 0 and t == 1 and not nesterov ==================
 
 template <typename M>
@@ -412,6 +413,7 @@ extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_eq_0__t
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
 
 
 // == variant: maximize and momentum == 0 and t != 1 and nesterov ======================
@@ -608,6 +610,7 @@ extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_eq_0__t
 }
 
 
+
 // == variant: maximize and momentum == 0 and t != 1 and not nesterov ==================
 
 template <typename M>
@@ -800,6 +803,7 @@ extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_eq_0__t
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
 
 
 // == variant: maximize and momentum != 0 and t == 1 and nesterov ======================
@@ -1008,6 +1012,163 @@ extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_block(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float>& s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[10]);
+    }
+}
+
+
 
 // == variant: maximize and momentum != 0 and t == 1 and not nesterov ==================
 
@@ -1211,6 +1372,163 @@ extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_block(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float>& s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer)
+{
+    const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        sgd_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[9]);
+    }
+}
+
 
 
 // == variant: maximize and momentum != 0 and t != 1 and nesterov ======================
@@ -1423,6 +1741,163 @@ extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_block(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float>& s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[11]);
+    }
+}
+
+
 
 // == variant: maximize and momentum != 0 and t != 1 and not nesterov ==================
 
@@ -1632,6 +2107,163 @@ extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_block(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float>& s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer)
+{
+    const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[11]);
+    }
+}
+
+
 
 // == variant: not maximize and momentum == 0 and t == 1 and nesterov ==================
 
@@ -1825,6 +2457,7 @@ extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_eq_
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
 
 
 // == variant: not maximize and momentum == 0 and t == 1 and not nesterov ==============
@@ -2021,6 +2654,7 @@ extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_eq_
 }
 
 
+
 // == variant: not maximize and momentum == 0 and t != 1 and nesterov ==================
 
 template <typename M>
@@ -2215,6 +2849,7 @@ extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_eq_
 }
 
 
+
 // == variant: not maximize and momentum == 0 and t != 1 and not nesterov ==============
 
 template <typename M>
@@ -2407,6 +3042,7 @@ extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_eq_
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
 
 
 // == variant: not maximize and momentum != 0 and t == 1 and nesterov ==================
@@ -2615,6 +3251,163 @@ extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_block(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float>& s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[10]);
+    }
+}
+
+
 
 // == variant: not maximize and momentum != 0 and t == 1 and not nesterov ==============
 
@@ -2818,6 +3611,163 @@ extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
     }
 }
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_block(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<9>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float>& s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float clip_gradient, const float lr, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer)
+{
+    const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { clip_gradient, lr, rescale_grad, wd };
+    sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, clip_gradient, lr, rescale_grad, wd, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<10>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])) };
+        sgd_not_maximize__momentum_ne_0__t_eq_1__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[9]);
+    }
+}
+
 
 
 // == variant: not maximize and momentum != 0 and t != 1 and nesterov ==================
@@ -3030,6 +3980,163 @@ extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_
     }
 }
 
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_block(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float>& s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[11]);
+    }
+}
+
+
 
 // == variant: not maximize and momentum != 0 and t != 1 and not nesterov ==============
 
@@ -3236,5 +4343,161 @@ extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_
         const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
         sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_span<om::bfloat16, float, true>(om::pointer<om::bfloat16>(row[0]) + start, om::pointer<float>(row[1]) + start, om::pointer<const om::bfloat16>(row[2]) + start, om::pointer<float>(row[3]) + start,
             left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// 8-bit states, one block of QBLOCK elements per thread block: each thread dequantizes its
+// elements, runs the math and keeps the stored states' new values in shared memory (v_*);
+// then per stored state the block's absmax is reduced in shared memory and the codes written.
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_block(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t m, const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float>& s, const om::QuantTables& tables,
+    float* __restrict__ v_momentum_buffer, om::u32* __restrict__ reduce)
+{
+    const float old_momentum_buffer = a_momentum_buffer[0];    // read by every thread before the first barrier
+    for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+        float x_weight = p_weight[i];
+        float x_grad = p_grad[i];
+        float x_momentum_buffer = tables.map[0][c_momentum_buffer[i]] * old_momentum_buffer;
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        v_momentum_buffer[i] = x_momentum_buffer;
+    }
+    {
+        om::u32 largest = 0;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x) {
+            const om::u32 bits = om::magnitude_bits(v_momentum_buffer[i]);
+            largest = bits > largest ? bits : largest;
+        }
+        const float top = om::bits_float(om::block_max_bits(largest, reduce));
+        const float inverse = 1.0f / top;
+        const unsigned char keep = top == 0.0f ? 0 : 0xff;
+        for (om::index_t i = threadIdx.x; i < m; i += blockDim.x)
+            c_momentum_buffer[i] = om::quantize_code(v_momentum_buffer[i], inverse, tables.lut[0], keep);
+        if (threadIdx.x == 0) a_momentum_buffer[0] = top;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    unsigned char* __restrict__ c_momentum_buffer,
+    float* __restrict__ a_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    for (om::index_t b = blockIdx.x; b * om::QBLOCK < numel; b += gridDim.x) {
+        const om::index_t lo = b * om::QBLOCK, m = numel - lo < om::QBLOCK ? numel - lo : om::QBLOCK;
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_block(p_weight + lo, p_grad + lo, c_momentum_buffer + lo, a_momentum_buffer + b, m, s, tables, v_momentum_buffer, reduce);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks,
+    const float* map_signed, const float* map_unsigned, const unsigned char* lut_signed, const unsigned char* lut_unsigned)
+{
+    __shared__ float v_momentum_buffer[om::QBLOCK];
+    __shared__ om::u32 reduce[om::QBLOCK];
+    const om::QuantTables tables = { {map_signed, map_unsigned}, {lut_signed, lut_unsigned} };
+    // row: p_weight, p_grad, c_momentum_buffer, a_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd; chunks are whole blocks (CHUNK is a multiple of QBLOCK)
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 5);
+        const om::index_t start = (c - om::index_t(row[5])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[4]) - start;
+        const om::index_t n = left < om::CHUNK ? left : om::CHUNK;
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])), float(om::word_double(row[11])) };
+        for (om::index_t lo = 0; lo < n; lo += om::QBLOCK) {
+            const om::index_t e = start + lo, m = n - lo < om::QBLOCK ? n - lo : om::QBLOCK;
+            sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_q8_block(om::pointer<float>(row[0]) + e, om::pointer<const float>(row[1]) + e, om::pointer<unsigned char>(row[2]) + e, om::pointer<float>(row[3]) + e / om::QBLOCK, m, s, tables, v_momentum_buffer, reduce);
+        }
+    }
+}
+
+// bfloat16 states, rounded to nearest even on store
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float>& s)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::Store<om::bfloat16>::of(x_momentum_buffer);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<11>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s);
+    }
+}
+
+// bfloat16 states, rounded stochastically on store: each state's key and the element's index in its tensor (base + i) give the reference's random bits
+__device__ __forceinline__ void sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t n, const om::index_t first, const om::index_t stride, const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float>& s, const om::index_t base, const om::u64 key_momentum_buffer)
+{
+    for (om::index_t i = first; i < n; i += stride) {
+        float x_weight = om::to_math(p_weight[i]);
+        float x_grad = om::to_math(p_grad[i]);
+        float x_momentum_buffer = om::to_math(p_momentum_buffer[i]);
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_math<float>(x_weight, x_grad, x_momentum_buffer, x_weight, x_momentum_buffer, s);
+        p_weight[i] = x_weight;
+        p_momentum_buffer[i] = om::stochastic_bfloat16(x_momentum_buffer, key_momentum_buffer, om::u64(base + i));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr(
+    float* __restrict__ p_weight,
+    const float* __restrict__ p_grad,
+    om::bfloat16* __restrict__ p_momentum_buffer,
+    const om::index_t numel, const float c_1, const float clip_gradient, const float lr, const float momentum, const float rescale_grad, const float wd, const om::u64 key_momentum_buffer)
+{
+    const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { c_1, clip_gradient, lr, momentum, rescale_grad, wd };
+    sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(p_weight, p_grad, p_momentum_buffer, numel, om::index_t(blockIdx.x) * blockDim.x + threadIdx.x,
+        om::index_t(gridDim.x) * blockDim.x, s, 0, key_momentum_buffer);
+}
+
+extern "C" __global__ void __launch_bounds__(512) sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_multi(
+    const om::u64* __restrict__ table, const int tensors, const om::index_t chunks)
+{
+    // row: p_weight, p_grad, p_momentum_buffer, numel, first_chunk, c_1, clip_gradient, lr, momentum, rescale_grad, wd, key_momentum_buffer
+    for (om::index_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const om::u64* row = om::row_of_chunk<12>(table, tensors, c, 4);
+        const om::index_t start = (c - om::index_t(row[4])) * om::CHUNK;
+        const om::index_t left = om::index_t(row[3]) - start;
+        const sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_scalars<float> s = { float(om::word_double(row[5])), float(om::word_double(row[6])), float(om::word_double(row[7])), float(om::word_double(row[8])), float(om::word_double(row[9])), float(om::word_double(row[10])) };
+        sgd_not_maximize__momentum_ne_0__t_ne_1__not_nesterov_f32_qbf16sr_span(om::pointer<float>(row[0]) + start, om::pointer<const float>(row[1]) + start, om::pointer<om::bfloat16>(row[2]) + start, left < om::CHUNK ? left : om::CHUNK, threadIdx.x, blockDim.x, s, start, row[11]);
     }
 }
