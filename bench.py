@@ -267,6 +267,17 @@ def _cpu_optforge(name, shapes, rng):
     return opt, (lambda: opt.update(indices, weights, grads, states))
 
 
+def _peer_failed(step, label, out):
+    """Run the peer's step; on a RuntimeError (torch-optimizer's Shampoo: an SVD that does
+    not converge on a preconditioner with repeated eigenvalues) say so and return True."""
+    try:
+        step()
+    except RuntimeError as err:
+        out(f"{label}: the peer's step failed: {str(err).splitlines()[0]}")
+        return True
+    return False
+
+
 def _cpu_torch(name, shapes):
     _, _, cls, kwargs, tier = CPU_OPTIMIZERS[name]
     if cls is None:
@@ -373,14 +384,18 @@ def run_cpu(min_log2=16, max_log2=26, repeat=20, threads=None, optimizers=None, 
             moved = bytes_per_parameter(name, opt, sample) * params
             theirs = _cpu_torch(name, shapes) if torch is not None else None
             ours()                          # warm up: builds or loads the kernels, touches the pages
-            if theirs is not None:
-                theirs()
             mine, peer_times = [], []
+            if theirs is not None and _peer_failed(theirs, f"{name} {label}", out):
+                theirs = None
             steps = min(repeat, MATRIX_REPEAT) if name in MATRIX_OPTIMIZERS else repeat
             for _ in range(steps):          # interleaved: both sides see the same machine state
                 mine.append(_timed(ours))
                 if theirs is not None:
-                    peer_times.append(_timed(theirs))
+                    start = time.perf_counter()
+                    if _peer_failed(theirs, f"{name} {label}", out):
+                        theirs = None       # the steps it finished keep their times
+                    else:
+                        peer_times.append(time.perf_counter() - start)
             row = {"optimizer": name, "layout": label, "params": params, "tensors": len(shapes),
                    "bytes": moved // params, "min": min(mine), "median": statistics.median(mine),
                    "gbs": moved / min(mine) / 1e9, "tier": CPU_OPTIMIZERS[name][4] if theirs else "-"}

@@ -14,8 +14,8 @@ from ..conventions.flavors import DEFAULT_FLAVOR
 from ..conventions.reserved import CLASS_ATTRIBUTES
 from .errors import Cascade, SpecError, SpecErrors
 from .functions import COL_REDUCTIONS, MATRIX_FUNCTIONS, REDUCTION_FUNCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, Normal
-from .ir import (BUILTINS, HOST, MATRIX_VIEWS, OPTIONS, SHAPE_INPUTS, SQUARE_SHAPES, Assign, Hyperparameter, If, Location,
-                 Loop, Range, Rule, State)
+from .ir import (BUILTINS, HOST, MATRIX_VIEWS, OPTIONS, SHAPE_INPUTS, SQUARE_SHAPES, Assign, Hyperparameter, If,
+                 Location, Loop, Range, Rule, State)
 from .ir import walk as walk_statements
 from .parser import BOOL, NUM, RESERVED, FormulaParser, Name
 from .spec_file import read_with_bases
@@ -305,7 +305,7 @@ class _Loader:
             scope = dict(names)
             for st in states:
                 scope[st.name] = Name(st.name, st.kind, NUM, "state", False, True, group=st.shape == "group",
-                                  shape=st.matrix_shape)
+                                      shape=st.matrix_shape)
             errors = []
             parser = self.parser("update", scope, errors)
             before = len(self.errors)

@@ -859,7 +859,7 @@ class FormulaParser:
         return Value(MatMul(a.expr, b.expr), NUM, TENSOR)
 
     def _square_argument(self, name, node, narrowed):
-        """The matrix argument of inverse_root() and eigh(): square in the matrix view."""
+        """The matrix argument of inverse_root(), eigh() and qr(): square in the matrix view."""
         a = self._matrix_argument(name, node, node.args[0], narrowed)
         shape = self._shape(a.expr, node.args[0])
         if shape is None or shape[0] != shape[1] or shape[0] == "1":

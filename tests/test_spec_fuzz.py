@@ -363,12 +363,15 @@ SQUARE_RIGHT = [
     "if t % freq == 1:\n    Li = inverse_root(L, 4)", "u = matmul(Li, u)", "u = matmul(u, inverse_root(R, 2))",
     "q = eigh(L)\nu = matmul(q, matmul(transpose(q), u))", "m = 0.9 * m + 0.1 * u",
     "if flag:\n    Li = inverse_root(matmul(u, transpose(u)) + L, 1)",
+    "k = col_sum(u * u)\nu = sort_cols(u, k)", "u = matmul(qr(L), u)", "u = sort_rows(u, row_max(u))",
 ]
 SQUARE_WRONG = [
     "u = inverse_root(grad, 2)", "u = eigh(grad)", "Li = inverse_root(L, grad)", "Li = inverse_root(L)",
     "Li = eigh(L, 2)", "L = grad", "u = matmul(L, R)", "u = inverse_root(norm(grad), 2)",
     "u = inverse_root(L, clip_gradient)", "L = L + matmul(transpose(grad), grad)", "u = u + L",
     "u = inverse_root(lr, 2)", "R = row_mean(grad)", "u = eigh(transpose(R))",
+    "u = sort_rows(u, col_sum(u))", "u = sort_cols(u, row_sum(u))", "u = qr(grad)", "u = sort_cols(lr, u)",
+    "u = sort_rows(u, u)", "u = sort_cols(norm(u), u)",
 ]
 SQUARE_DECLARATIONS = [
     'L = { init = "weight", shape = "rows_by_rows" }', 'L = { init = "flag", shape = "rows_by_rows" }',
@@ -420,6 +423,10 @@ def test_square_constructs_give_modules_or_positioned_errors(tmp_path):
     (["u = matmul(L, R)"], None, (5, 5), "inner sizes differ ((rows, rows) times (cols, cols))"),
     (["L = L + matmul(transpose(grad), grad)"], None, (5, 5), "shapes (rows, rows) and (cols, cols) do not broadcast"),
     (["R = row_mean(grad)"], None, (5, 1), "'R' has shape (cols, cols)"),
+    (["u = sort_rows(u, col_sum(u))"], None, (5, 18), "key is one value per row of x, shape (rows, 1); it has "
+     "shape (1, cols)"),
+    (["u = sort_cols(u, u)"], None, (5, 18), "key is one value per column of x, shape (1, cols)"),
+    (["u = qr(grad)"], None, (5, 8), "qr() takes a square matrix"),
     (["m = u"], 'L = { init = "weight", shape = "rows_by_rows" }', (20, 14),
      "a rows_by_rows state starts as \"zeros\", \"identity\", a number or a numeric hyperparameter's name"),
     (["m = u"], 'L = { init = "flag", shape = "rows_by_rows" }', (20, 14), "the name of a numeric hyperparameter"),

@@ -19,7 +19,8 @@ Each spec is one of the rule kinds the language has, with its statements drawn a
   conditions and, through their old value, by the partials (`Builder.group_pieces`);
 - matrix rules: products, transposes, row and column reductions (means, sums, maxima,
   minima), whole-tensor ones, row and column states, square states (rows_by_rows,
-  cols_by_cols) with inverse roots refreshed on host conditions and eigenvectors, scalar
+  cols_by_cols) with inverse roots refreshed on host conditions, eigenvectors and sorted
+  power iterations (qr, sort_rows, sort_cols), scalar
   states, loops counted by an int hyperparameter, both matrix views, booleans between
   stages;
 - modes: `[modes]` train/eval weight switches.
@@ -444,7 +445,22 @@ def _square(b):
         b.assign(inv, f"inverse_root({s}, {root})", "    ")
         return apply(inv, "grad")
     q = b.fresh("q")
-    b.assign(q, f"eigh({s})")
+    if b.rng.random() < 0.5:
+        b.assign(q, f"eigh({s})")
+    else:       # SOAP's refresh: one power iteration of a kept basis, sorted by its estimates
+        b.states[q] = f'{{ init = "identity", shape = "{side}_by_{side}" }}'
+        power, estimate, second = b.fresh("w"), b.fresh("k"), b.fresh("v")
+        b.assign(power, f"matmul({s}, {q})")
+        b.assign(estimate, f"col_sum({q} * {power})")
+        b.states[second] = '"zeros"'
+        b.assign(second, f"0.9 * {second} + 0.1 * grad * grad")
+        by_rows = f"sort_rows({{}}, transpose({estimate}))"        # the rows of a (rows, .) value
+        by_cols = f"sort_cols({{}}, {estimate})"                    # the columns of a (., cols) value
+        direct, through = (by_rows, by_cols) if side == "rows" else (by_cols, by_rows)
+        sort = direct.format(second) if b.rng.random() < 0.5 else \
+            f"transpose({through.format(f'transpose({second})')})"
+        b.assign(second, sort)
+        b.assign(q, f"qr(sort_cols({power}, {estimate}))")
     rotated = b.fresh("p")
     b.assign(rotated, f"matmul(transpose({q}), grad)" if side == "rows" else f"matmul(grad, {q})")
     scaled = f"{rotated} / (abs({rotated}) + 1)"
