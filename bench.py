@@ -189,11 +189,18 @@ CPU_OPTIMIZERS = {
     "shampoo": ("mxnet2", {}, "torch_optimizer.Shampoo", {}, "single"),
     "shampoo-kept": ("mxnet2", {"update_freq": 10 ** 6}, "torch_optimizer.Shampoo", {"update_freq": 10 ** 6},
                      "single"),
+    # SOAP against pytorch_optimizer's: the steps between refreshes (precondition_frequency
+    # = 10, both defaults: the timed steps 2-6 rotate into the kept bases), and every step a
+    # refresh (the sorted power iteration's QR of both bases)
+    "soap": ("mxnet2", {}, "pytorch_optimizer.SOAP", {}, "single"),
+    "soap-refresh": ("mxnet2", {"precondition_frequency": 1}, "pytorch_optimizer.SOAP",
+                     {"precondition_frequency": 1}, "single"),
 }
-MATRIX_OPTIMIZERS = ("muon", "muon-bf16", "adafactor", "shampoo", "shampoo-kept")
+MATRIX_OPTIMIZERS = ("muon", "muon-bf16", "adafactor", "shampoo", "shampoo-kept", "soap", "soap-refresh")
 # rows of optforge.torch on torch tensors (the name of its rule), not of the MXNet-style class on NumPy arrays
-TORCH_FRONTEND = {"muon-bf16": "muon", "shampoo": "shampoo", "shampoo-kept": "shampoo"}
-COMPANIONS = {"muon": "muon-bf16", "shampoo": "shampoo-kept"}      # measured with the rule named
+TORCH_FRONTEND = {"muon-bf16": "muon", "shampoo": "shampoo", "shampoo-kept": "shampoo", "soap": "soap",
+                  "soap-refresh": "soap"}
+COMPANIONS = {"muon": "muon-bf16", "shampoo": "shampoo-kept", "soap": "soap-refresh"}   # measured with the rule named
 # A Muon step on a 4096 x 4096 matrix takes seconds on the CPU: the matrix rules sweep up
 # to 2^22 parameters (2048 x 2048) besides the issue's two matrices, with at most 5 steps
 # per side, so that both rules' rows finish in one run of a few minutes
@@ -207,7 +214,7 @@ MATRIX_REPEAT = 5
 PASS_BYTES = {"lamb": 40, "prodigy": 52, "dadaptadam": 48, "clippedadamw": 32,
               # compute-bound (products, eigendecompositions): the weight and gradient alone; the
               # step time, not GB/s, is the measure
-              "shampoo": 12, "shampoo-kept": 12}
+              "shampoo": 12, "shampoo-kept": 12, "soap": 12, "soap-refresh": 12}
 # Peers whose step is torch.nn.utils.clip_grad_norm_(params, max_norm) and then the optimizer's
 CLIP_FIRST = {"clippedadamw": 1.0}
 
