@@ -88,9 +88,9 @@ def test_load_spec_reports_every_mistake(tmp_path, monkeypatch):
     lines = str(info.value).splitlines()
     assert lines == [
         f"{spec}:4:24: unknown function 'sqr'; did you mean 'sqrt'? (functions: abs, clip, col_max, col_mean, "
-        "col_min, col_sum, dot, exp, group_max, group_min, group_norm, group_sum, isfinite, log, matmul, max, "
-        "maximum, min, minimum, norm, normal, row_max, "
-        "row_mean, row_min, row_sum, sign, sqrt, sum, transpose, where)",
+        "col_min, col_sum, dot, eigh, exp, group_max, group_min, group_norm, group_sum, inverse_root, isfinite, "
+        "log, matmul, max, maximum, min, minimum, norm, normal, qr, row_max, row_mean, row_min, row_sum, sign, "
+        "sort_cols, sort_rows, sqrt, sum, transpose, where)",
         f"{spec}:5:13: unknown name 'gard'; did you mean 'grad'? (known names: clip_gradient, cols, grad, initial_lr, lr, "
         "machine_epsilon, mom, momentum, ndim, numel, rescale_grad, rows, t, wd, weight)",
     ]

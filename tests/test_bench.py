@@ -203,4 +203,7 @@ def test_state_storage_bench_prints_bfloat16_rows(storage):
     assert f"state storage {storage};" in lines[1]
     row = lines[-1].split()
     assert row[:5] == ["adam", "2^12", "4096", "20.00", "4.000"]
-    assert all(float(x) > 0 for x in row[5:11]) and row[-2:] == ["-", "-"]
+    # times, GB/s, torch's time and the speed are positive; the fraction of the copy is
+    # printed with two decimals, 0.00 for a slow step of 4096 parameters
+    minimum, median, gbs, copy, torch_ms, speed = map(float, row[5:11])
+    assert min(minimum, median, gbs, torch_ms, speed) > 0 and copy >= 0 and row[-2:] == ["-", "-"]
