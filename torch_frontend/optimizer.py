@@ -41,7 +41,7 @@ import numbers
 import torch
 
 from ..conventions import torch_keywords
-from ..runtime import params_api, validation
+from ..runtime import array_views, params_api, validation
 from ..runtime.backends import array_module
 from ..runtime.backends.quantized import Blockwise8bit
 from ..runtime.sparse import RowSparse
@@ -624,6 +624,9 @@ class Optimizer(torch.optim.Optimizer):
             if absmax is not None:
                 value = Blockwise8bit(copied(original[name]), copied(absmax, torch.float32),
                                       stored_states.signed(engine.states[name]))
+            elif original[name].dtype is torch.bfloat16 and param.device.type != "cpu":
+                # a bfloat16 state onto a CUDA parameter: its bits (CuPy has no bfloat16)
+                value = array_views.bits(original[name].detach().to(device=param.device, copy=True).contiguous())
             else:
                 value = copied(original[name])
             converted = engine.convert(pid, name, value, weight)
@@ -689,8 +692,18 @@ def _part(engine, state, name, view, grad):
     `_flat`)."""
     absmax = state.get(name + stored_states.ABSMAX)
     if absmax is None:
-        return _flat(view(state[name]), grad)
+        tensor = state[name]
+        if tensor.dtype is torch.bfloat16 and not tensor.is_cpu and _bfloat16_storage(engine, name):
+            return _flat(array_views.bits(tensors.local(tensor)), grad)   # CuPy: the state's bits
+        return _flat(view(tensor), grad)
     return Blockwise8bit(view(state[name]), view(absmax), stored_states.signed(engine.states[name]))
+
+
+def _bfloat16_storage(engine, name):
+    """Whether state `name` is stored as bfloat16 where its weight is float32: a bfloat16 CUDA
+    tensor of it is then seen as its bits (a uint16 CuPy array, backends/quantized.py)."""
+    return engine.storage is not None and engine.storage.kind != "8bit" \
+        and bool(engine.states[name].meta.get("quantize"))
 
 
 def _check_all_reduce(name, engine, value):
