@@ -161,8 +161,8 @@ def _sync(state, weight):
     if state.ndim == 0 and isinstance(state, numpy.ndarray):
         return state
     xp = array_module(weight)
-    if quantized.is_bfloat16(state) and str(weight.dtype) == "float32":
-        # a bfloat16 state: on CuPy arrays its bits (quantized.bfloat16_as)
+    if quantized.is_bfloat16(state):
+        # a bfloat16 state (CuPy holds none but stored ones): on CuPy arrays its bits
         return quantized.bfloat16_as(state, xp, None if xp is numpy else weight.device)
     if xp is numpy:
         return state.get() if is_cupy_array(state) else state

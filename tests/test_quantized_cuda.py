@@ -386,3 +386,31 @@ def test_a_bfloat16_state_in_the_wrong_form_on_cupy_is_refused_and_nothing_chang
     assert opt._index_update_count == {}
     opt.update([0], [w], [g], [good])
     assert not np.array_equal(np.asarray(w), before[0])
+
+
+@pytest.mark.parametrize("storage", BF16)
+def test_bfloat16_states_of_float32_master_copies_on_cupy(numpy_as_cupy, storage):
+    """multi_precision on float16 CuPy weights: the master copy's states are stored as bits,
+    step as the reference's, and a file of them loads back onto CuPy (Updater) as those bits."""
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal(300).astype(np.float16)
+    ref, dev = (optforge.create("adam", multi_precision=True, state_storage=storage, use_fused_step=False)
+                for _ in range(2))
+    ref_w, dev_w = w.copy(), w.copy().view(HostCupy)
+    ref_s, dev_s = ref.create_state_multi_precision(0, ref_w), dev.create_state_multi_precision(0, dev_w)
+    assert all(type(p) is HostCupy and p.dtype == np.uint16 for p in dev_s[1])
+    for _ in range(3):
+        g = rng.standard_normal(300).astype(np.float16)
+        ref.update_multi_precision([0], [ref_w], [g], [ref_s])
+        dev.update_multi_precision([0], [dev_w], [g.copy().view(HostCupy)], [dev_s])
+    np.testing.assert_array_equal(np.asarray(dev_w).view(np.uint16), ref_w.view(np.uint16))
+    for a, b in zip(_bits(dev_s[1]), _bits(ref_s[1])):
+        np.testing.assert_array_equal(a, b)
+    saving = optforge.get_updater(dev)
+    saving.states[0], saving.states_synced[0] = dev_s, True
+    loading = optforge.get_updater(optforge.create("adam", multi_precision=True, state_storage=storage))
+    loading.set_states(saving.get_states())
+    loaded = loading._synced(0, loading.states[0], dev_w)
+    assert all(type(p) is HostCupy and p.dtype == np.uint16 for p in loaded[1])
+    for a, b in zip(_bits(loaded[1]), _bits(dev_s[1])):
+        np.testing.assert_array_equal(a, b)
