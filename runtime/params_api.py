@@ -323,7 +323,8 @@ class Optimizer:
 
     def state_dict(self):
         """{'state': {param id: {'step': ..., <state name>: array}}, 'param_groups': [...]},
-        torch's layout; the arrays are the live states, as the parameters' kind of array."""
+        torch's layout; the arrays are the live states, as the parameters' kind of array (but
+        a bfloat16 state of CuPy parameters: a bfloat16 NumPy copy, storage.saved)."""
         state = {}
         groups = []
         for group_index, group in enumerate(self.param_groups):
