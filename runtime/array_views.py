@@ -45,7 +45,8 @@ def view(x):
 
 
 def like(array, param):
-    """`array` (NumPy or CuPy) as the kind of array `param` is, sharing memory."""
+    """`array` (NumPy or CuPy) as the kind of array `param` is, sharing memory (a bfloat16
+    state's bits, a uint16 CuPy array, as a bfloat16 tensor)."""
     if family(param) != "torch":
         return array
     import torch
@@ -53,7 +54,22 @@ def like(array, param):
         if str(array.dtype) == "bfloat16":
             return torch.from_numpy(array.view(numpy.int16)).view(torch.bfloat16)
         return torch.from_numpy(array)
+    from .backends.quantized import is_bfloat16
+    if is_bfloat16(array):
+        return _torch_view(torch.from_dlpack(array.view(numpy.int16)), torch.bfloat16)
     return torch.from_dlpack(array)
+
+
+def bits(tensor):
+    """A bfloat16 CUDA tensor's memory as a uint16 CuPy array (a bfloat16 state on CuPy
+    arrays, see backends/quantized.py): the same memory."""
+    import cupy
+    return cupy.from_dlpack(_torch_bits(tensor.detach())).view(numpy.uint16)
+
+
+def _torch_view(tensor, dtype):
+    """`tensor.view(dtype)` of a same-size dtype, 0-d tensors included."""
+    return (tensor.reshape(1) if tensor.dim() == 0 else tensor).view(dtype).reshape(tensor.shape)
 
 
 def _torch_bits(tensor):

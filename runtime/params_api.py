@@ -16,7 +16,7 @@ from ..conventions.arguments import chosen, default_arguments, keywords, written
 from ..conventions.state_storage import KEYWORDS as STORAGE_KEYWORDS, MIN_8BIT_SIZE
 from ..conventions import torch_keywords
 from . import array_views, validation
-from .backends import array_module
+from .backends import array_module, quantized
 from .docstrings import class_docstring, hyperparameter_lines
 from .engine import Engine, StateMeta, StepInputs, state_dtype, state_parts, state_shape
 from .engine import group as group_values
@@ -323,7 +323,8 @@ class Optimizer:
 
     def state_dict(self):
         """{'state': {param id: {'step': ..., <state name>: array}}, 'param_groups': [...]},
-        torch's layout; the arrays are the live states, as the parameters' kind of array."""
+        torch's layout; the arrays are the live states, as the parameters' kind of array (but
+        a bfloat16 state of CuPy parameters: a bfloat16 NumPy copy, storage.saved)."""
         state = {}
         groups = []
         for group_index, group in enumerate(self.param_groups):
@@ -337,7 +338,7 @@ class Optimizer:
                 entry = {"step": array_views.scalar_like(self._counts.get(pid, 0), param)}
                 for name, part in zip(names, state_parts(self.state[pid], len(names))):
                     for key, array in stored_states.items(name, part):    # 8-bit: codes and absmax
-                        entry[key] = array_views.like(array, param)
+                        entry[key] = stored_states.saved(array, param)
                 state[pid] = entry
             saved = {key: value for key, value in group.items() if key != "params"}
             saved["params"] = ids
@@ -420,16 +421,24 @@ class Optimizer:
             return numpy.array(validation.number(f"state '{name}' of parameter {pid}", value),
                                dtype=numpy.float64)
         array = array_views.view(value) if array_views.family(value) is not None else numpy.asarray(value)
+        if array_views.family(value) == "torch" and str(value.dtype) == "torch.bfloat16" and not value.is_cpu:
+            array = array_views.bits(value)      # a bfloat16 CUDA tensor: its bits (CuPy has no bfloat16)
         shape = state_shape(meta, weight, pid, spec)
         if tuple(array.shape) != shape:
             raise ValueError(f"state '{name}' of parameter {pid} has shape {tuple(array.shape)}, "
                              f"expected {shape}")
+        xp = array_module(weight)
+        if meta.get("quantize") and quantized.is_bfloat16(array):
+            # a bfloat16 state (on CuPy arrays its bits), copied into the weight's array module's
+            # form: the engine converts it if it keeps another form
+            if xp is numpy:
+                copy = quantized.bfloat16_as(array, numpy)
+                return copy.copy() if copy is array else copy
+            with weight.device:
+                return xp.array(quantized.bfloat16_as(array, xp), copy=True)
         if array.dtype.kind not in "fiu":
             raise ValueError(f"state '{name}' of parameter {pid} has dtype {array.dtype}, not a number")
-        xp = array_module(weight)
         dtype = state_dtype(meta, weight.dtype)
-        if str(array.dtype) == "bfloat16" and meta.get("quantize"):
-            dtype = array.dtype     # a bfloat16 state: the engine converts it if it keeps another form
         if xp is numpy:
             array = array.get() if hasattr(array, "get") else array
             return numpy.array(array, dtype=dtype, copy=True)

@@ -16,7 +16,7 @@ from numpy.lib import format as npy
 
 from .validation import FLOAT_DTYPES, entries
 
-from .backends import is_cupy_array
+from .backends import is_cupy_array, quantized
 from .backends.quantized import Blockwise8bit, blocks
 
 FORMAT = "optforge-states"
@@ -130,7 +130,8 @@ def _encode(state, arrays):
         return {"blockwise8bit": {"codes": _encode(state.codes, arrays), "absmax": _encode(state.absmax, arrays),
                                   "signed": state.signed}}
     if is_cupy_array(state):
-        state = state.get()
+        # a bfloat16 state on CuPy arrays is its bits (a uint16 array): saved as a bfloat16 one
+        state = quantized.bfloat16_as(state, numpy) if quantized.is_bfloat16(state) else state.get()
     if isinstance(state, numpy.ndarray):
         name = f"a{len(arrays)}"
         dtype = str(state.dtype)

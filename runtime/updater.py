@@ -3,6 +3,7 @@ import numpy
 
 from . import state_io, validation
 from .backends import array_module, is_cupy_array
+from .backends import quantized
 from .backends.quantized import Blockwise8bit
 from .mxnet_base import as_lists
 
@@ -160,6 +161,9 @@ def _sync(state, weight):
     if state.ndim == 0 and isinstance(state, numpy.ndarray):
         return state
     xp = array_module(weight)
+    if quantized.is_bfloat16(state):
+        # a bfloat16 state (CuPy holds none but stored ones): on CuPy arrays its bits
+        return quantized.bfloat16_as(state, xp, None if xp is numpy else weight.device)
     if xp is numpy:
         return state.get() if is_cupy_array(state) else state
     with weight.device:

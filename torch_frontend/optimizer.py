@@ -41,7 +41,7 @@ import numbers
 import torch
 
 from ..conventions import torch_keywords
-from ..runtime import params_api, validation
+from ..runtime import array_views, params_api, validation
 from ..runtime.backends import array_module
 from ..runtime.backends.quantized import Blockwise8bit
 from ..runtime.sparse import RowSparse
@@ -408,7 +408,8 @@ class Optimizer(torch.optim.Optimizer):
                     raise ValueError(f"parameter {index}: state_storage={self.storage.kind!r} does not take "
                                      "sharded (FSDP2) parameters yet: quantize whole tensors only")
                 if state and all(name in state for name in names) and (not master or MASTER in state):
-                    inner = _engine_state([_part(engine, state, name, view, grad) for name in names])
+                    bits = _bfloat16_bits(engine, param, master)
+                    inner = _engine_state([_part(engine, state, name, view, grad, bits) for name in names])
                     if master:
                         validation.check_pair(index, weight, grad)
                         copy = _flat(view(state[MASTER]), grad)
@@ -484,7 +485,8 @@ class Optimizer(torch.optim.Optimizer):
                 weight = array(param)
                 grad = tensors.gradient(scatter[-1][0], param.grad.full_tensor())
             if inner is None or gathered:
-                inner = _engine_state([_part(engine, state, name, array, grad) for name in names])
+                bits = _bfloat16_bits(engine, param, master)
+                inner = _engine_state([_part(engine, state, name, array, grad, bits) for name in names])
             if reduced:
                 groups, shape = shards.shard_groups(param), weight.shape
                 weight, grad = shards.wrap(weight, shape, groups), shards.wrap(grad, shape, groups)
@@ -624,6 +626,9 @@ class Optimizer(torch.optim.Optimizer):
             if absmax is not None:
                 value = Blockwise8bit(copied(original[name]), copied(absmax, torch.float32),
                                       stored_states.signed(engine.states[name]))
+            elif original[name].dtype is torch.bfloat16 and param.device.type != "cpu":
+                # a bfloat16 state onto a CUDA parameter: its bits (CuPy has no bfloat16)
+                value = array_views.bits(original[name].detach().to(device=param.device, copy=True).contiguous())
             else:
                 value = copied(original[name])
             converted = engine.convert(pid, name, value, weight)
@@ -683,14 +688,25 @@ class Optimizer(torch.optim.Optimizer):
                     state[name] = original[name].to(device=device, dtype=dtype, copy=True)
 
 
-def _part(engine, state, name, view, grad):
+def _part(engine, state, name, view, grad, bits=False):
     """One state as the engine takes it: an 8-bit state (its codes and `<name>_absmax`) as a
-    Blockwise8bit of views, any other as the view of its tensor (flat where the gradient is:
-    `_flat`)."""
+    Blockwise8bit of views, a bfloat16 state of a CUDA parameter's float32 weight or master
+    copy (`bits`: `_bfloat16_bits`) as its bits, a uint16 CuPy array (backends/quantized.py),
+    any other as the view of its tensor (flat where the gradient is: `_flat`)."""
     absmax = state.get(name + stored_states.ABSMAX)
     if absmax is None:
-        return _flat(view(state[name]), grad)
+        tensor = state[name]
+        if bits and tensor.dtype is torch.bfloat16 and engine.states[name].meta.get("quantize"):
+            return _flat(array_views.bits(tensors.local(tensor)), grad)
+        return _flat(view(tensor), grad)
     return Blockwise8bit(view(state[name]), view(absmax), stored_states.signed(engine.states[name]))
+
+
+def _bfloat16_bits(engine, param, master):
+    """Whether this CUDA parameter's stored states are bfloat16 ones (bfloat16 storage, and
+    the states are of a float32 weight or master copy): CuPy sees them as their bits."""
+    return engine.storage is not None and engine.storage.kind != "8bit" and not param.is_cpu \
+        and (bool(master) or param.dtype is torch.float32)
 
 
 def _check_all_reduce(name, engine, value):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy
 
 from ..noise import philox_key
-from .quantized import Blockwise8bit
+from .quantized import Blockwise8bit, is_bfloat16
 
 STORAGE = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 NONE = {"inf": math.inf, "-inf": -math.inf}
@@ -148,7 +148,7 @@ def suffix_of(weight, plan, masters=None, stochastic=False):
         for array in plan.arrays:
             if isinstance(array, Blockwise8bit):
                 return "f32_q8"
-            if str(getattr(array, "dtype", "")) == "bfloat16":
+            if is_bfloat16(array):     # (on CuPy arrays its bits: a uint16 array)
                 return "f32_qbf16sr" if stochastic else "f32_qbf16"
     return suffix
 

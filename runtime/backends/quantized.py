@@ -26,8 +26,18 @@ bfloat16 states: float32 rounded to nearest even, or stochastically ("bfloat16_s
 16 random bits added below bfloat16's last bit before truncation, the bits a hash of a
 64-bit key per (parameter, step, state) and the element's index, so a run is reproducible).
 
-Everything here takes NumPy arrays, and CuPy arrays where the operation exists there
-(CuPy has no bfloat16).
+bfloat16 states on CuPy arrays: CuPy has no bfloat16 dtype, so such a state is its raw
+bits, a uint16 CuPy array (`is_bfloat16`: a uint16 array is a bfloat16 state on CuPy only;
+no other state of a float32 weight is an integer array). The CUDA kernels read and write
+these 16-bit words as they would bfloat16 ones; the NumPy code's path loads them as
+`bits << 16` viewed as float32 and stores them with `bfloat16_bits`, the integer form of
+the NumPy reference's rounding (to nearest even as ml_dtypes converts, or stochastically
+with the same random bits), bit for bit the reference's. A plain uint16 array rather than a
+wrapper type: it has the state's shape, size and pointer that the checks, the kernel
+launches and torch's DLPack views take, and only the places that tell a bfloat16 state
+from a float one (`is_bfloat16`, `load`, `store`, saving) need to know.
+
+Everything here takes NumPy arrays, and CuPy arrays where the operation exists there.
 """
 import functools
 
@@ -35,7 +45,7 @@ import numpy
 
 from ...conventions.state_storage import BLOCK, LUT_SIZE, dynamic_map
 from ..noise import splitmix64
-from . import array_module
+from . import array_module, is_cupy_array
 
 _F32 = numpy.float32
 
@@ -193,9 +203,73 @@ def bfloat16():
     return numpy.dtype(ml_dtypes.bfloat16)
 
 
+_BITS = numpy.dtype(numpy.uint16)
+
+
+def is_bfloat16(array):
+    """Whether `array` is a bfloat16 state: a bfloat16 NumPy array, or a uint16 CuPy array
+    (its bits, CuPy having no bfloat16)."""
+    dtype = getattr(array, "dtype", None)
+    if dtype is None:
+        return False
+    if str(dtype) == "bfloat16":
+        return True
+    return dtype == _BITS and is_cupy_array(array)
+
+
+def bfloat16_as(state, xp, device=None):
+    """A bfloat16 state in `xp`'s form (NumPy: a bfloat16 array; CuPy: a uint16 array of its
+    bits, on `device` when given): the same object when it already is, else a copy."""
+    if array_module(state) is xp:
+        # (a CuPy that holds bfloat16 arrays, with ml_dtypes from CuPy 14 on: its bits)
+        return state if xp is numpy or state.dtype == _BITS else state.view(numpy.uint16)
+    if xp is numpy:
+        return numpy.ascontiguousarray(state.get()).view(bfloat16())
+    bits = numpy.ascontiguousarray(state).view(numpy.uint16)
+    if device is None:
+        return xp.array(bits, copy=True)
+    with device:
+        return xp.array(bits, copy=True)
+
+
+def new_bfloat16(values):
+    """A new bfloat16 state of float32 `values`, rounded to nearest even, in the form of
+    their array module."""
+    xp = array_module(values)
+    if xp is numpy:
+        return values.astype(bfloat16())
+    state = xp.empty(values.shape, dtype=numpy.uint16)
+    store_bfloat16(state, values)
+    return state
+
+
 def load_bfloat16(state):
-    """A bfloat16 state's values as float32 (exact)."""
+    """A bfloat16 state's values as float32 (exact): a CuPy state's bits shifted into the
+    high half of float32 words."""
+    if state.dtype == _BITS:
+        return (state.astype(numpy.uint32) << numpy.uint32(16)).view(_F32)
     return state.astype(_F32)
+
+
+def bfloat16_bits(values, key=None):
+    """The bfloat16 bits (uint16, flat) of float32 `values` (NumPy or CuPy), rounded as
+    `store_bfloat16` rounds: to nearest even (adding 0x7FFF and the last kept bit, ml_dtypes'
+    rule, finite values past the largest bfloat16 becoming infinity), or with `key` adding
+    `stochastic_bits` below the last kept bit; infinities exact, a NaN the quiet NaN of its
+    sign. Integer arithmetic on the float32 words, so NumPy and CuPy give the same bits."""
+    xp = array_module(values)
+    bits = xp.ascontiguousarray(values, dtype=_F32).reshape(-1).view(numpy.uint32)
+    if key is None:
+        add = numpy.uint32(0x7FFF) + ((bits >> numpy.uint32(16)) & numpy.uint32(1))
+    else:
+        add = stochastic_bits(key, bits.size, xp=xp).astype(numpy.uint32)
+    magnitude = bits & numpy.uint32(0x7FFFFFFF)
+    # no finite value wraps around: |x| <= 0x7F7FFFFF plus at most 0xFFFF stays below 2^32
+    rounded = bits + add
+    nan = (bits & numpy.uint32(0x80000000)) | numpy.uint32(0x7FC00000)
+    out = xp.where(magnitude < numpy.uint32(0x7F800000), rounded,
+                   xp.where(magnitude == numpy.uint32(0x7F800000), bits, nan))
+    return (out >> numpy.uint32(16)).astype(numpy.uint16)
 
 
 def store_bfloat16(state, values, key=None):
@@ -205,7 +279,10 @@ def store_bfloat16(state, values, key=None):
     with probability equal to its distance from the value below. NaN and infinities are
     rounded to nearest (they stay what they are: a NaN becomes the quiet NaN of its sign, as
     ml_dtypes converts any NaN, written out here so that the native kernels' rule is this
-    function's own)."""
+    function's own). A CuPy state (uint16 bits) takes `bfloat16_bits`, the same rounding."""
+    if state.dtype == _BITS:
+        state[...] = bfloat16_bits(values, key).reshape(state.shape)
+        return
     if key is None:
         state[...] = values
         return
@@ -232,11 +309,11 @@ def _fmix32(h):
     return h ^ (h >> numpy.uint32(16))
 
 
-def stochastic_bits(key, count, first=0):
+def stochastic_bits(key, count, first=0, xp=numpy):
     """16 random bits per element (uint64 array of `count`, for the element indices `first`
-    onwards): fmix32 of the element index mixed with the key's low word, then with its high
-    word; the same function in the native kernels (`om::stochastic_bits`)."""
-    index = numpy.arange(first, first + count, dtype=numpy.uint64)
+    onwards; an `xp` array): fmix32 of the element index mixed with the key's low word, then
+    with its high word; the same function in the native kernels (`om::stochastic_bits`)."""
+    index = xp.arange(first, first + count, dtype=numpy.uint64)
     low = (index & _M32).astype(numpy.uint32)
     high = (index >> numpy.uint64(32)).astype(numpy.uint32)
     with numpy.errstate(over="ignore"):
@@ -274,6 +351,5 @@ def store(state, values, key=None):
 
 def is_stored(weight, state):
     """Whether a kernel state array of a float32 weight (or master copy) is stored quantized:
-    an 8-bit state, or a bfloat16 array (a float32 weight's states are otherwise float32)."""
-    return isinstance(state, Blockwise8bit) or (str(getattr(state, "dtype", "")) == "bfloat16"
-                                                and str(weight.dtype) == "float32")
+    an 8-bit state, or a bfloat16 one (a float32 weight's states are otherwise float32)."""
+    return isinstance(state, Blockwise8bit) or (is_bfloat16(state) and str(weight.dtype) == "float32")

@@ -60,13 +60,7 @@ def create(kind, meta, values):
     """The stored form of a new state's float32 `values`."""
     if kind == "8bit":
         return quantized.quantize(values, signed(meta))
-    _host_only(values, meta.name)
-    return values.astype(quantized.bfloat16())
-
-
-def _host_only(array, name):
-    if array_module(array) is not numpy:
-        raise ValueError(f"state '{name}': bfloat16 state storage needs NumPy arrays (CuPy has no bfloat16)")
+    return quantized.new_bfloat16(values.astype(_FLOAT32, copy=False))
 
 
 def check(index, meta, kind, part, weight, xp):
@@ -83,33 +77,42 @@ def check(index, meta, kind, part, weight, xp):
             raise ValueError(f"state '{name}' of parameter {index!r} is quantized with the "
                              f"{'signed' if part.signed else 'unsigned'} map, the spec names the "
                              f"{'signed' if signed(meta) else 'unsigned'} one")
-        codes, absmax = part.codes, part.absmax
-        for what, array, dtype, shape in (("codes", codes, numpy.uint8, tuple(weight.shape)),
-                                          ("absmax", absmax, numpy.float32, (quantized.blocks(weight.size),))):
-            try:
-                axp = numpy if type(array) is numpy.ndarray else array_module(array)
-            except TypeError as err:
-                raise TypeError(f"state '{name}' of parameter {index!r}: {what}: {err}") from None
-            if axp is not xp:
-                raise TypeError(f"state '{name}' of parameter {index!r}: {what} is a {axp.__name__} array "
-                                f"but the weight is a {xp.__name__} array")
-            if tuple(array.shape) != shape or array.dtype != dtype:
-                raise ValueError(f"state '{name}' of parameter {index!r}: {what} has shape "
-                                 f"{tuple(array.shape)} and dtype {array.dtype}, expected {shape} and "
-                                 f"{numpy.dtype(dtype)}")
-            if xp is not numpy and array.device != weight.device:
-                raise ValueError(f"state '{name}' of parameter {index!r}: {what} is on {array.device}, "
-                                 f"the weight on {weight.device}")
-            if xp is numpy and not array.flags.writeable:
-                raise ValueError(f"state '{name}' of parameter {index!r}: {what} is read-only; "
-                                 "states are updated in place")
+        _check_arrays(index, name, weight, xp, (("codes", part.codes, numpy.uint8, tuple(weight.shape)),
+                                                ("absmax", part.absmax, numpy.float32,
+                                                 (quantized.blocks(weight.size),))))
         return
-    if isinstance(part, quantized.Blockwise8bit) or str(getattr(part, "dtype", "")) != "bfloat16":
+    if isinstance(part, quantized.Blockwise8bit) or not quantized.is_bfloat16(part):
         got = "an 8-bit state" if isinstance(part, quantized.Blockwise8bit) else \
             f"a {getattr(part, 'dtype', type(part).__name__)} array"
+        form = "" if xp is numpy else ", on CuPy arrays its bits as a uint16 CuPy array"
         raise ValueError(f"state '{name}' of parameter {index!r} is {got}, but this optimizer stores it "
-                         f"as bfloat16 (state_storage={'bfloat16'!r}): create it with create_state, or load "
-                         f"saved states through load_state_dict / set_states, which convert them")
+                         f"as bfloat16 (state_storage={'bfloat16'!r}{form}): create it with create_state, "
+                         f"or load saved states through load_state_dict / set_states, which convert them")
+    dtype = quantized.bfloat16() if xp is numpy else numpy.uint16     # CuPy: the bits
+    _check_arrays(index, name, weight, xp, (("bfloat16 state", part, dtype, tuple(weight.shape)),))
+
+
+def _check_arrays(index, name, weight, xp, arrays):
+    """The arrays of a stored state, each (what, array, dtype, shape): on the weight's array
+    module and device, of that shape and dtype, writable."""
+    for what, array, dtype, shape in arrays:
+        try:
+            axp = numpy if type(array) is numpy.ndarray else array_module(array)
+        except TypeError as err:
+            raise TypeError(f"state '{name}' of parameter {index!r}: {what}: {err}") from None
+        if axp is not xp:
+            raise TypeError(f"state '{name}' of parameter {index!r}: {what} is a {axp.__name__} array "
+                            f"but the weight is a {xp.__name__} array")
+        if tuple(array.shape) != shape or array.dtype != dtype:
+            raise ValueError(f"state '{name}' of parameter {index!r}: {what} has shape "
+                             f"{tuple(array.shape)} and dtype {array.dtype}, expected {shape} and "
+                             f"{numpy.dtype(dtype)}")
+        if xp is not numpy and array.device != weight.device:
+            raise ValueError(f"state '{name}' of parameter {index!r}: {what} is on {array.device}, "
+                             f"the weight on {weight.device}")
+        if xp is numpy and not array.flags.writeable:
+            raise ValueError(f"state '{name}' of parameter {index!r}: {what} is read-only; "
+                             "states are updated in place")
 
 
 # -- saving and loading -------------------------------------------------------------------------
@@ -122,32 +125,49 @@ def items(name, value):
     return [(name, value)]
 
 
+def saved(array, param):
+    """One array of a state as a state dict holds it: the kind of array `param` is, sharing
+    memory (array_views.like: a bfloat16 state on CuPy arrays as a bfloat16 tensor for torch
+    tensors), but a bfloat16 state of CuPy parameters as a bfloat16 NumPy copy of its bits,
+    the form NumPy parameters save (CuPy has no bfloat16), so that it loads on either."""
+    from .. import array_views
+    if quantized.is_bfloat16(array) and array_views.family(param) == "cupy":
+        return quantized.bfloat16_as(array, numpy)
+    return array_views.like(array, param)
+
+
 def values_of(value):
-    """A state in any saved form (float array, bfloat16 array, Blockwise8bit) as float32
-    values (exact for 8-bit and bfloat16 states)."""
+    """A state in any saved form (float array, bfloat16 array or a CuPy one's uint16 bits,
+    Blockwise8bit) as float32 values (exact for 8-bit and bfloat16 states)."""
     if isinstance(value, quantized.Blockwise8bit):
         return quantized.load_8bit(value)
+    if quantized.is_bfloat16(value):
+        return quantized.load_bfloat16(value)
     return value.astype(numpy.float32)
 
 
 def convert(kind, meta, value, weight, weight_dtype):
     """A saved state (float array of any float dtype, bfloat16 array or Blockwise8bit, on the
-    weight's device) in the form `kind` asks for this weight: converted when it is in another
-    form (float to 8-bit or bfloat16: rounded within the scheme's error; 8-bit or bfloat16 to
-    float: exact), else the same object. A float state saved for another weight dtype is not
-    converted (the optimizer's check refuses it)."""
+    weight's device; a bfloat16 state may be in either array module's form: a bfloat16 NumPy
+    array or a CuPy one's uint16 bits) in the form `kind` asks for this weight: converted
+    when it is in another form (float to 8-bit or bfloat16: rounded within the scheme's
+    error; 8-bit or bfloat16 to float: exact; a bfloat16 state moved to the weight's array
+    module: the same bits), else the same object. A float state saved for another weight
+    dtype is not converted (the optimizer's check refuses it)."""
     xp = array_module(weight)
+    bfloat16 = not isinstance(value, quantized.Blockwise8bit) and quantized.is_bfloat16(value)
+    if bfloat16 and array_module(value) is not xp:
+        value = quantized.bfloat16_as(value, xp, None if xp is numpy else weight.device)
     if kind == "8bit":
         if isinstance(value, quantized.Blockwise8bit) and value.signed == signed(meta):
             return value
         return quantized.quantize(values_of(value), signed(meta))
     if kind == "bfloat16":
-        if not isinstance(value, quantized.Blockwise8bit) and str(value.dtype) == "bfloat16":
+        if bfloat16:
             return value
-        _host_only(weight, meta.name)
-        return values_of(value).astype(quantized.bfloat16())
+        return quantized.new_bfloat16(values_of(value))
     if isinstance(value, quantized.Blockwise8bit):
         return quantized.load_8bit(value).astype(weight_dtype)
-    if str(value.dtype) == "bfloat16" and str(weight_dtype) != "bfloat16" and xp is numpy:
-        return value.astype(weight_dtype)    # saved with bfloat16 storage
+    if bfloat16 and str(weight_dtype) != "bfloat16":
+        return values_of(value).astype(weight_dtype)    # saved with bfloat16 storage
     return value     # a float state of another dtype is the check's to refuse, as before
