@@ -73,13 +73,3 @@ def pytest_make_collect_report(collector):
         if "could not import" in reason:
             report.outcome = "failed"
             report.longrepr = f"{reason}: the test extra installs it, and CI runs every test"
-
-
-# The longest files first: `--dist loadfile` hands each idle worker the next file in this
-# order, so the long ones run beside the short ones instead of alone at the end
-LONGEST_FIRST = ("test_verify.py", "test_cuda_compile.py", "test_cuda_cpu.py", "test_spec_fuzz.py")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))   # stable: the rest in order
