@@ -580,13 +580,18 @@ class _Loader:
                              value=True)
         if shape in ("rows", "cols") and init == "weight":
             raise self.error(f"a {shape} state cannot be a copy of the weight", *keys, "init", value=True)
-        dtype = entry.get("dtype", "weight")
-        if dtype not in ("weight", "float32"):
-            raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
+        dtype = self._dtype(entry, keys)
         when, when_text = self._when(entry, keys, names)
         doc = entry.get("doc", "")
         quantize = self._quantize(entry, keys, shape == "weight" and init != "weight", shape)
         return State(name, init, dtype, shape, when, when_text, doc, self.loc(*keys), quantize=quantize)
+
+    def _dtype(self, entry, keys):
+        """A state's `dtype`: "weight" (the weight's) or "float32"."""
+        dtype = entry.get("dtype", "weight")
+        if dtype not in ("weight", "float32"):
+            raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
+        return dtype
 
     def _when(self, entry, keys, names):
         """A state's `when`: (sympy condition over hyperparameters and shape inputs, its text),
@@ -616,9 +621,7 @@ class _Loader:
                                  "numeric hyperparameter that is never None", *keys, "init", value=True)
         if isinstance(init, (int, float)):
             init = float(init)
-        dtype = entry.get("dtype", "weight")
-        if dtype not in ("weight", "float32"):
-            raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
+        dtype = self._dtype(entry, keys)
         when, when_text = self._when(entry, keys, names)
         return State(name, init, dtype, shape, when, when_text, entry.get("doc", ""), self.loc(*keys),
                      quantize=self._quantize(entry, keys, False, shape))
@@ -663,9 +666,7 @@ class _Loader:
         if shape == "group" and "dtype" in entry:
             raise self.error("a group state is one float64 per param group: remove 'dtype'", *keys, "dtype",
                              value=True)
-        dtype = entry.get("dtype", "weight")
-        if dtype not in ("weight", "float32"):
-            raise self.error(f"state dtype '{dtype}' is not \"weight\" or \"float32\"", *keys, "dtype", value=True)
+        dtype = self._dtype(entry, keys)
         return State(name, init, dtype, shape, None, "", entry.get("doc", ""), self.loc(*keys),
                      quantize=self._quantize(entry, keys, shape == "weight", shape))
 
