@@ -25,8 +25,8 @@ from sympy.core.parameters import distribute
 
 from . import group_stage
 from .errors import SpecError
-from .functions import (COL_REDUCTIONS, ROW_REDUCTIONS, SQUARE_FUNCTIONS, WHOLE_REDUCTIONS, Clip, IsNone, MatMul, Normal,
-                        StringLiteral, Transpose, Where)
+from .functions import (COL_REDUCTIONS, ROW_REDUCTIONS, SOLVES, SQUARE_FUNCTIONS, WHOLE_REDUCTIONS, Clip, IsNone, MatMul,
+                        Normal, NormLowerBound, StringLiteral, Transpose, Where)
 from .ir import BUILTINS, COLS, DEVICE, HOST, ROWS, TENSOR, If, Loop, join_kinds
 
 _COMPLEMENT = {sympy.Ne: sympy.Eq, sympy.Lt: sympy.Ge, sympy.Le: sympy.Gt}
@@ -331,7 +331,7 @@ def _kind_of(expr, kinds, memo):
     found = memo.get(expr)
     if found is not None:
         return found
-    if isinstance(expr, WHOLE_REDUCTIONS):
+    if isinstance(expr, (*WHOLE_REDUCTIONS, NormLowerBound)):
         found = DEVICE
     elif isinstance(expr, ROW_REDUCTIONS):
         found = ROWS if _kind_of(expr.args[0], kinds, memo) == TENSOR else DEVICE
@@ -340,7 +340,7 @@ def _kind_of(expr, kinds, memo):
     elif isinstance(expr, Transpose):
         inner = _kind_of(expr.args[0], kinds, memo)
         found = {ROWS: COLS, COLS: ROWS}.get(inner, inner)
-    elif isinstance(expr, (Normal, MatMul, *SQUARE_FUNCTIONS)):
+    elif isinstance(expr, (Normal, MatMul, *SQUARE_FUNCTIONS, *SOLVES)):
         found = TENSOR
     elif isinstance(expr, sympy.Symbol):
         found = kinds.get(expr.name, HOST)

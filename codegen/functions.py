@@ -283,6 +283,38 @@ class QR(sympy.Function):
     nargs = 1
 
 
+class Triu(sympy.Function):
+    """`triu(a)`: the upper triangle of each square matrix `a` of the view, its diagonal
+    included (the entries below it zero). PSGD keeps its Kronecker factors triangular with it."""
+
+    nargs = 1
+
+
+class Solve(sympy.Function):
+    """`solve(a, b)`: a^-1 b, the solution x of a x = b per matrix of the view, `a` square
+    (LAPACK's LU with partial pivoting, as numpy.linalg.solve: a triangular `a` costs an LU
+    that does not pivot; no 16-bit routines, so at least float32)."""
+
+    nargs = 2
+
+
+class SolveRight(sympy.Function):
+    """`solve_right(b, a)`: b a^-1, the solution x of x a = b per matrix of the view, `a`
+    square (computed as solve(a^T, b^T)^T)."""
+
+    nargs = 2
+
+
+class NormLowerBound(sympy.Function):
+    """`norm_lower_bound(a)`: a lower bound of the spectral norm of each square matrix `a`,
+    one value per matrix (Li's estimate, as PSGD normalises its step with it): with
+    m = max|a_ij| and s = a / m, take the column (or row) of s of the largest norm, x = its
+    product with s, and return m ||s^T x|| / ||x|| (||s x|| / ||x|| for the row): exact for a
+    matrix of rank one, never above ||a||_2."""
+
+    nargs = 1
+
+
 class SortRows(sympy.Function):
     """`sort_rows(x, key)`: the rows of each matrix of `x` reordered by `key` (one value per
     row), largest first; equal keys keep their order (a stable sort)."""
@@ -326,10 +358,12 @@ GROUP_OPS = {GroupSum: "sum", GroupMax: "max", GroupMin: "min"}
 
 # Functions that need the weight seen as a matrix
 # Functions of a square matrix (a product such as matmul(g, transpose(g)) or a square state)
-SQUARE_FUNCTIONS = (InverseRoot, Eigh, QR)
+SQUARE_FUNCTIONS = (InverseRoot, Eigh, QR, Triu)
+# Linear solves with a square matrix: the result has the shape of the other argument
+SOLVES = (Solve, SolveRight)
 # Reorderings of rows or columns by a key
 SORTS = (SortRows, SortCols)
-MATRIX_FUNCTIONS = COL_REDUCTIONS + (Transpose, MatMul) + SQUARE_FUNCTIONS + SORTS
+MATRIX_FUNCTIONS = COL_REDUCTIONS + (Transpose, MatMul, NormLowerBound) + SQUARE_FUNCTIONS + SOLVES + SORTS
 
 
 class Normal(sympy.Function):
@@ -382,6 +416,10 @@ FUNCTIONS = {
     "inverse_root": (InverseRoot, (2,)),
     "eigh": (Eigh, (1,)),
     "qr": (QR, (1,)),
+    "triu": (Triu, (1,)),
+    "solve": (Solve, (2,)),
+    "solve_right": (SolveRight, (2,)),
+    "norm_lower_bound": (NormLowerBound, (1,)),
     "sort_rows": (SortRows, (2,)),
     "sort_cols": (SortCols, (2,)),
     "normal": (Normal, (2,)),

@@ -3,8 +3,11 @@
 The native kernels of a matrix rule (docs/architecture.md, "Matrix-shaped rules") run
 its `TensorProgram` as a sequence of items:
 - `Library`: an instruction that is not element-wise (`matmul`, `transpose`,
-  `inverse_root`, `eigh`, `qr`, `sort_rows`, `sort_cols`, and the reductions `norm`, `sum`, `max`, `min`, `row_*`, `col_*`), run by the array module (BLAS
-  products, NumPy reductions);
+  `inverse_root`, `eigh`, `qr`, `triu`, `solve`, `solve_right`, `norm_lower_bound`,
+  `sort_rows`, `sort_cols`, the reductions `norm`, `sum`, `max`, `min`, `row_*`, `col_*`),
+  run by the array module (BLAS products, LAPACK, NumPy reductions), and `normal`, drawn
+  by the driver from the generator `step` draws from (runtime/noise.py), so that every
+  target's noise is the same numbers;
 - the loop markers `loop`, `phi`, `end`, `carried` of a hyperparameter-counted loop,
   kept as they are (the driver is a Python `for`);
 - `Stage`: the element-wise instructions between two of the above that share one result
@@ -20,16 +23,12 @@ smaller than its operands, so a stage reads only values of earlier items or its 
 from dataclasses import dataclass, field
 
 from .ir import COLS, DEVICE, ROWS
-from .tac import COL_OPS, REDUCTION_OPS, ROW_OPS, SORT_OPS, SQUARE_OPS, WHOLE_OPS, Val
+from .tac import COL_OPS, REDUCTION_OPS, ROW_OPS, SOLVE_OPS, SORT_OPS, SPECTRAL_OPS, SQUARE_OPS, WHOLE_OPS, Val
 
-LIBRARY_OPS = {"matmul", "transpose", *SQUARE_OPS, *SORT_OPS, *REDUCTION_OPS}
+LIBRARY_OPS = {"matmul", "transpose", "normal", *SQUARE_OPS, *SOLVE_OPS, *SPECTRAL_OPS, *SORT_OPS, *REDUCTION_OPS}
 MARKERS = {"loop", "phi", "end", "carried"}
 _INPUT_SHAPES = {DEVICE: (), ROWS: ("r", "1"), COLS: ("1", "c")}
 _SQUARE_SHAPES = {"rows_by_rows": ("r", "r"), "cols_by_cols": ("c", "c")}
-
-
-class Unsupported(Exception):
-    """The program needs something the stage kernels do not do (noise)."""
 
 
 @dataclass
@@ -62,9 +61,13 @@ def shapes(program):
             shape[v.id] = operands[0][::-1]
         elif v.op == "matmul":
             shape[v.id] = (operands[0][0], operands[1][1])
-        elif v.op in SQUARE_OPS or v.op in SORT_OPS:
+        elif v.op in SQUARE_OPS or v.op in SORT_OPS or v.op == "solve_right":
             shape[v.id] = operands[0]
-        elif v.op in WHOLE_OPS:
+        elif v.op == "solve":
+            shape[v.id] = operands[1]
+        elif v.op == "normal":
+            shape[v.id] = ("r", "c")
+        elif v.op in WHOLE_OPS or v.op in SPECTRAL_OPS:
             shape[v.id] = ()
         elif v.op in ROW_OPS:
             shape[v.id] = operands[0][:1] + ("1",)
@@ -112,8 +115,6 @@ def split(program):
         pending.clear()
 
     for v in program.code:
-        if v.op == "normal":
-            raise Unsupported("noise in a matrix rule")
         if v.op in LIBRARY_OPS or v.op in MARKERS:
             flush()
             items.append(Library(v) if v.op in LIBRARY_OPS else Marker(v))

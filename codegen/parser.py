@@ -18,7 +18,8 @@ from sympy.core.parameters import distribute
 
 from .errors import Cascade, SpecError
 from .functions import (COL_REDUCTIONS, FUNCTIONS, GROUP_REDUCTIONS, ROW_REDUCTIONS, WHOLE_REDUCTIONS, GroupSum,
-                        IsNone, MatMul, Normal, SortRows, Sqrt, StringLiteral, TensorSum, Transpose)
+                        IsNone, MatMul, Normal, NormLowerBound, Solve, SolveRight, SortRows, Sqrt, StringLiteral,
+                        TensorSum, Transpose)
 from .ir import COLS, DEVICE, HOST, KIND_ORDER, ROWS, TENSOR, Assign, If, Location, Loop, join_kinds
 
 MAX_EXPONENT = 64          # |constant exponent| allowed: anything larger is a mistake or an attack
@@ -453,6 +454,15 @@ class FormulaParser:
         if not expr.args or isinstance(expr, IsNone):
             return None
         args = [self._shape(a, node) for a in expr.args]
+        if isinstance(expr, (Solve, SolveRight)):
+            square, other = (args[0], args[1]) if isinstance(expr, Solve) else (args[1], args[0])
+            if square is not None and other is not None \
+                    and square[0] != (other[0] if isinstance(expr, Solve) else other[1]):
+                raise self.error(f"{'solve(a, b)' if isinstance(expr, Solve) else 'solve_right(b, a)'}: sizes "
+                                 f"differ ({shape_text(square)} against {shape_text(other)})", node)
+            return other
+        if isinstance(expr, NormLowerBound):
+            return ("1", "1")
         if isinstance(expr, WHOLE_REDUCTIONS):
             if len(args) == 2 and args[0] is not None and args[1] is not None \
                     and _broadcast(args[0], args[1]) is None:
@@ -858,15 +868,16 @@ class FormulaParser:
         b = self._matrix_argument(name, node, node.args[1], narrowed)
         return Value(MatMul(a.expr, b.expr), NUM, TENSOR)
 
-    def _square_argument(self, name, node, narrowed):
-        """The matrix argument of inverse_root(), eigh() and qr(): square in the matrix view."""
-        a = self._matrix_argument(name, node, node.args[0], narrowed)
-        shape = self._shape(a.expr, node.args[0])
+    def _square_argument(self, name, node, narrowed, k=0):
+        """The matrix argument k of inverse_root(), eigh(), qr(), triu(), norm_lower_bound(),
+        solve() and solve_right(): square in the matrix view."""
+        a = self._matrix_argument(name, node, node.args[k], narrowed)
+        shape = self._shape(a.expr, node.args[k])
         if shape is None or shape[0] != shape[1] or shape[0] == "1":
             what = "is not a matrix" if shape is None or shape == ("1", "1") else f"has shape {shape_text(shape)}"
             raise self.error(f"{name}() takes a square matrix, such as matmul(g, transpose(g)) or a "
                              f"state of shape \"rows_by_rows\" or \"cols_by_cols\"; its argument {what}",
-                             node.args[0])
+                             node.args[k])
         return a
 
     def _call_inverse_root(self, cls, name, node, narrowed):
@@ -881,7 +892,23 @@ class FormulaParser:
         a = self._square_argument(name, node, narrowed)
         return Value(cls(a.expr), NUM, TENSOR)
 
-    _call_qr = _call_eigh
+    _call_qr = _call_triu = _call_eigh
+
+    def _call_norm_lower_bound(self, cls, name, node, narrowed):
+        a = self._square_argument(name, node, narrowed)
+        return Value(cls(a.expr), NUM, DEVICE)
+
+    def _call_solve(self, cls, name, node, narrowed):
+        """solve(a, b) = a^-1 b and solve_right(b, a) = b a^-1: `a` square, `b` a matrix whose
+        rows (columns for solve_right) match a's size."""
+        square = 0 if cls is Solve else 1
+        a = self._square_argument(name, node, narrowed, square)
+        b = self._matrix_argument(name, node, node.args[1 - square], narrowed)
+        args = (a, b) if cls is Solve else (b, a)
+        self._shape(cls(*(x.expr for x in args)), node)
+        return Value(cls(*(x.expr for x in args)), NUM, TENSOR)
+
+    _call_solve_right = _call_solve
 
     def _call_sort(self, cls, name, node, narrowed):
         """sort_rows(x, key), sort_cols(x, key): x a matrix, key one value per row (rows) or

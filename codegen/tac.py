@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import sympy
 
 from .functions import (QR, Abs, Clip, ColMax, ColMean, ColMin, ColSum, Eigh, Exp, InverseRoot, IsFinite, Log,
-                        MatMul, Maximum, Minimum, Norm, Normal, RowMax, RowMean, RowMin, RowSum, Sign, SortCols, SortRows, Sqrt, SumOfProducts, TensorMax,
-                        TensorMin, TensorSum, Transpose, Where)
+                        MatMul, Maximum, Minimum, Norm, Normal, NormLowerBound, RowMax, RowMean, RowMin, RowSum, Sign,
+                        Solve, SolveRight, SortCols, SortRows, Sqrt, SumOfProducts, TensorMax, TensorMin, TensorSum,
+                        Transpose, Triu, Where)
 from .ir import COLS, DEVICE, KIND_ORDER, ROWS, TENSOR
 
 MAX_EXPANDED_POWER = 4
@@ -30,9 +31,11 @@ REDUCTION_OPS = WHOLE_OPS + ROW_OPS + COL_OPS
 REDUCE = {Norm: "norm", TensorSum: "sum", TensorMax: "max", TensorMin: "min", RowMean: "row_mean",
           RowSum: "row_sum", RowMax: "row_max", RowMin: "row_min", ColMean: "col_mean", ColSum: "col_sum",
           ColMax: "col_max", ColMin: "col_min"}
-SQUARE_OPS = ("inverse_root", "eigh", "qr")    # functions of square matrices (LAPACK, through the array module)
+SQUARE_OPS = ("inverse_root", "eigh", "qr", "triu")    # functions of square matrices, keeping their shape
+SOLVE_OPS = ("solve", "solve_right")           # linear solves (LAPACK, through the array module)
+SPECTRAL_OPS = ("norm_lower_bound",)           # one value per square matrix (a device scalar)
 SORT_OPS = ("sort_rows", "sort_cols")           # rows or columns reordered by a key
-MATRIX_OPS = {"matmul", "transpose", *SQUARE_OPS, *SORT_OPS, *COL_OPS}   # need the matrix view (no C++ kernels)
+MATRIX_OPS = {"matmul", "transpose", *SQUARE_OPS, *SOLVE_OPS, *SPECTRAL_OPS, *SORT_OPS, *COL_OPS}   # need the matrix view
 COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "ne", "and", "or"}
 BOOLEAN_OPS = {"gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "isfinite"}
 UNARY = {Sqrt: "sqrt", Abs: "abs", Sign: "sign", Exp: "exp", Log: "log", IsFinite: "isfinite"}
@@ -144,13 +147,13 @@ class _Lowering:
             return found
         shapes = [a.shape for a in args if isinstance(a, Val)]
         shape = max(shapes, key=KIND_ORDER.__getitem__) if shapes else TENSOR
-        if op in WHOLE_OPS:
+        if op in WHOLE_OPS or op in SPECTRAL_OPS:
             shape = DEVICE
         elif op in ROW_OPS:
             shape = ROWS
         elif op in COL_OPS:
             shape = COLS
-        elif op in ("matmul", "transpose", *SQUARE_OPS, *SORT_OPS):
+        elif op in ("matmul", "transpose", *SQUARE_OPS, *SOLVE_OPS, *SORT_OPS):
             shape = TENSOR
         value = Val(len(self.code), op, tuple(args), shape, boolean or op in BOOLEAN_OPS, tag=tag)
         self.code.append(value)
@@ -210,6 +213,10 @@ class _Lowering:
             return self.emit("eigh", self.lower(expr.args[0]))
         if isinstance(expr, QR):
             return self.emit("qr", self.lower(expr.args[0]))
+        for cls, op in ((Triu, "triu"), (Solve, "solve"), (SolveRight, "solve_right"),
+                        (NormLowerBound, "norm_lower_bound")):
+            if isinstance(expr, cls):
+                return self.emit(op, *[self.lower(a) for a in expr.args])
         if isinstance(expr, (SortRows, SortCols)):
             op = "sort_rows" if isinstance(expr, SortRows) else "sort_cols"
             return self.emit(op, self.lower(expr.args[0]), self.lower(expr.args[1]))

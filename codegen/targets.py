@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from .functions import ROW_REDUCTIONS, Normal
 from .ir import DEVICE, ROWS, Assign, walk
-from .matrix_stages import Unsupported, split
 from .stages import KINDS, REDUCTIONS, plan
 from .tac import lower
 
@@ -63,13 +62,8 @@ class Coverage:
 
 def coverage(rule, analysis):
     """The targets of a rule (`Coverage`), decided over every variant."""
-    if rule.matrix:     # stage kernels between the same NumPy library calls
+    if rule.matrix:     # stage kernels between the same NumPy library calls (noise among them)
         programs = [lower(variant, rule) for variant in analysis.variants.values()]
-        for program in programs:
-            try:
-                split(program)
-            except Unsupported as err:
-                return Coverage(_gap(rule, f"{err} (normal() between matrix operations)", _has(Normal)))
         used = [f for f in LIBRARY_FUNCTIONS if any(v.op == f for p in programs for v in p.code)]
         return Coverage(None, _library_text(used) if used else "")
     pairs = [(rule, lower(variant, rule)) for variant in analysis.variants.values()]

@@ -28,6 +28,7 @@ __all__ = [
     'FTML',
     'Ftrl',
     'GroupAdaGrad',
+    'Kron',
     'LAMB',
     'LANS',
     'LARS',
@@ -685,6 +686,51 @@ class GroupAdaGrad(SpecOptimizer):
         self,
         learning_rate: float | None = 0.01,
         epsilon: float = 1e-06,
+        use_fused_step: bool | None = True,
+        *,
+        rescale_grad: float = 1.0,
+        param_idx2name: dict[int, str] | None = None,
+        wd: float = 0.0,
+        clip_gradient: float | None = None,
+        lr_scheduler: Callable[[int], float] | None = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: dict[int, Any] | None = None,
+        aggregate_num: float | None = None,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+    ) -> None: ...
+
+
+class Kron(SpecOptimizer):
+    "PSGD-Kron: momentum preconditioned by Kronecker factors Q_L, Q_R (triangular), fitted to random probes by a step on Li's criterion each time the preconditioner updates (specs/kron.toml)."
+    momentum: float
+    probability: float | None
+    max_prob: float
+    min_prob: float
+    decay: float
+    flat_start: int
+    precondition_lr: float
+    momentum_into_precondition_update: bool
+    weight_decouple: bool
+    seed: int
+    tiny: float
+
+    def __init__(
+        self,
+        learning_rate: float | None = 0.001,
+        momentum: float = 0.9,
+        probability: float | None = None,
+        max_prob: float = 1.0,
+        min_prob: float = 0.03,
+        decay: float = 0.001,
+        flat_start: int = 500,
+        precondition_lr: float = 0.1,
+        momentum_into_precondition_update: bool = True,
+        weight_decouple: bool = True,
+        seed: int = 0,
+        tiny: float = 1.1754943508222875e-38,
         use_fused_step: bool | None = True,
         *,
         rescale_grad: float = 1.0,

@@ -29,6 +29,7 @@ __all__ = [
     'FTML',
     'Ftrl',
     'GroupAdaGrad',
+    'Kron',
     'LAMB',
     'LANS',
     'LARS',
@@ -556,6 +557,37 @@ class GroupAdaGrad(Optimizer):
         lr: float = 0.01,
         *,
         eps: float = 1e-06,
+        weight_decay: float = 0.0,
+        state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
+        min_8bit_size: int = 4096,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        differentiable: bool = False,
+        capturable: Literal[False] = False,
+        master_weights: bool = False,
+        group_all_reduce: bool = False,
+    ) -> None: ...
+
+
+class Kron(Optimizer):
+    "PSGD-Kron: momentum preconditioned by Kronecker factors Q_L, Q_R (triangular), fitted to random probes by a step on Li's criterion each time the preconditioner updates (specs/kron.toml)."
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        *,
+        momentum: float = 0.9,
+        pre_conditioner_update_probability: float | None = None,
+        max_prob: float = 1.0,
+        min_prob: float = 0.03,
+        decay: float = 0.001,
+        flat_start: int = 500,
+        precondition_lr: float = 0.1,
+        momentum_into_precondition_update: bool = True,
+        weight_decouple: bool = True,
+        seed: int = 0,
+        tiny: float = 1.1754943508222875e-38,
         weight_decay: float = 0.0,
         state_storage: Literal['8bit', 'bfloat16', 'bfloat16_stochastic'] | None = None,
         min_8bit_size: int = 4096,

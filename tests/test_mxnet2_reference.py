@@ -51,7 +51,7 @@ def test_matches_reference(name, hp, dtype, clip):
 # not fit the per-parameter references of tests/reference/papers.py
 PEER_CHECKED = {"prodigy": "test_group_reductions.py", "dadaptadam": "test_group_reductions.py",
                 "clippedadamw": "test_group_reductions.py", "came": "test_came.py", "shampoo": "test_shampoo.py",
-                "soap": "test_soap.py"}
+                "soap": "test_soap.py", "kron": "test_kron.py"}
 
 
 def test_every_registered_optimizer_has_a_reference():

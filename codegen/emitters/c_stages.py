@@ -7,7 +7,7 @@ CPU emitter (`cpu_matrix.py`) and the CUDA emitter (`cuda_matrix.py`) render the
 contexts, so both targets' stage kernels have the same names and arguments; the NumPy
 module's stage driver (`numpy_module.matrix_kernel_lines`) calls them by those names.
 """
-from ..matrix_stages import Stage, Unsupported, shapes, split
+from ..matrix_stages import Stage, shapes, split
 from ..printers.c_family import Definition
 from ..tac import Val, lower
 
@@ -15,14 +15,11 @@ READ_IDS = 1 << 20      # ids of a stage's outside values while it is printed
 
 
 def stage_programs(rule, analysis):
-    """[(variant, program, items)] of every variant, or None when a stage is unsupported."""
+    """[(variant, program, items)] of every variant."""
     out = []
     for variant in analysis.variants.values():
         program = lower(variant, rule)
-        try:
-            out.append((variant, program, split(program)))
-        except Unsupported:
-            return None
+        out.append((variant, program, split(program)))
     return out
 
 

@@ -9,8 +9,8 @@ A stage runs over a `(batch, rows, cols)` index space; each operand comes with i
 element strides (0 on a broadcast axis; a transposed operand is read through swapped
 strides), its stored values are written contiguously. The driver that calls the stages
 and the library operations between them is generated into the spec's NumPy module
-(`numpy_module.matrix_kernel_lines`; run by `runtime/backends/native_matrix.py`). Rules whose stages need noise get no
-stage kernels (`matrix_stages.Unsupported`): their NumPy code runs.
+(`numpy_module.matrix_kernel_lines`; run by `runtime/backends/native_matrix.py`); noise
+(`normal()`) is one of the driver's library calls, drawn as `step` draws it.
 """
 from ..printers.cpu import CpuPrinter
 from .c_stages import stage_contexts, stage_programs
@@ -26,8 +26,6 @@ def render(rule, programs):
 
 
 def files(rule, analysis, name):
-    """{path: text}: the stage kernels of a matrix rule, none where a stage is unsupported."""
+    """{path: text}: the stage kernels of a matrix rule."""
     programs = stage_programs(rule, analysis)
-    if programs is None:
-        return {}
     return {f"cpu/{name.replace('.', '/')}.cpp": render(rule, programs)}

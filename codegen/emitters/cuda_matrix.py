@@ -28,8 +28,6 @@ def render(rule, programs):
 
 
 def files(rule, analysis, name):
-    """{path: text}: the stage kernels of a matrix rule, none where a stage is unsupported."""
+    """{path: text}: the stage kernels of a matrix rule."""
     programs = stage_programs(rule, analysis)
-    if programs is None:
-        return {}
     return {f"cuda/{name.replace('.', '/')}{SUFFIX}": render(rule, programs)}

@@ -42,7 +42,7 @@ def render(rule, analysis, spec_path, group_module=""):
         condition_inputs |= _names(atom)
     condition_texts = [_condition(host, atom) for atom in analysis.atoms]
 
-    staged = {v.name: (p, items) for v, p, items in stage_programs(rule, analysis) or ()} if rule.matrix else {}
+    staged = {v.name: (p, items) for v, p, items in stage_programs(rule, analysis)} if rule.matrix else {}
     variants = [_variant(rule, key, variant, host, arrays, state_classes, staged.get(variant.name))
                 for key, variant in analysis.variants.items()]
     modes = [dict(_variant(mode_rule, None, variant, host, arrays, state_classes), mode=mode)
@@ -296,11 +296,9 @@ class MatrixArrayPrinter(ArrayPrinter):
         return self._bind(step, f"xp.matmul({a}, {b})")
 
 
-    @staticmethod
-    def _eigh(a):
-        """LAPACK's symmetric eigendecomposition of `a`, in float32 at least (LAPACK has no
-        16-bit routines)."""
-        return f"xp.linalg.eigh({a}.astype(xp.promote_types({a}.dtype, xp.float32), copy=False))"
+    def _eigh(self, a):
+        """LAPACK's symmetric eigendecomposition of `a`, in float32 at least."""
+        return f"xp.linalg.eigh({self._lapack(a)})"
 
     def _print_step_inverse_root(self, step):
         """a^(-1/p) through a = Q diag(w) Q^T: Q diag(sign(w) |w|^(-1/p)) Q^T (functions.InverseRoot),
@@ -317,8 +315,58 @@ class MatrixArrayPrinter(ArrayPrinter):
 
     def _print_step_qr(self, step):
         a = self._operand(step.operands[0])
-        return self._bind(step, f"xp.linalg.qr({a}.astype(xp.promote_types({a}.dtype, xp.float32), copy=False))[0]"
-                                f".astype({a}.dtype, copy=False)")
+        return self._bind(step, f"xp.linalg.qr({self._lapack(a)})[0].astype({a}.dtype, copy=False)")
+
+    def _print_step_triu(self, step):
+        return self._bind(step, f"xp.triu({self._operand(step.operands[0])})")
+
+    @staticmethod
+    def _lapack(a):
+        """`a` in float32 at least (LAPACK has no 16-bit routines)."""
+        return f"{a}.astype(xp.promote_types({a}.dtype, xp.float32), copy=False)"
+
+    def _print_step_solve(self, step):
+        a, b = (self._operand(o) for o in step.operands)
+        return self._bind(step, f"xp.linalg.solve({self._lapack(a)}, {b}).astype({b}.dtype, copy=False)")
+
+    def _print_step_solve_right(self, step):
+        """b a^-1 = (a^-T b^T)^T."""
+        b, a = (self._operand(o) for o in step.operands)
+        solved = f"xp.linalg.solve(xp.swapaxes({self._lapack(a)}, -1, -2), xp.swapaxes({b}, -1, -2))"
+        return self._bind(step, f"xp.swapaxes({solved}, -1, -2).astype({b}.dtype, copy=False)")
+
+    def _print_step_norm_lower_bound(self, step):
+        """functions.NormLowerBound per matrix, shape (..., 1, 1): s = a / max|a|; the column
+        i of s of the largest norm gives x = s_i^T s and the bound ||x s^T|| / ||x||, the row
+        j of the largest norm x = s s_j^T and ||s^T x|| / ||x||; the column's when its norm is
+        the larger (as the reference, pytorch_optimizer's psgd.norm_lower_bound)."""
+        a = self._operand(step.operands[0])
+        k = f"_n{step.val.id}"
+        lines = [
+            f"{k}m = xp.max(xp.abs({a}), axis=(-2, -1), keepdims=True)",
+            f"{k}s = {a} / xp.where({k}m > 0, {k}m, 1)",
+            f"{k}c, {k}r = xp.sum({k}s * {k}s, axis=-2), xp.sum({k}s * {k}s, axis=-1)",
+            f"{k}tiny = xp.finfo({k}s.dtype).tiny",
+            f"{k}x = xp.matmul(xp.take_along_axis({k}s, xp.argmax({k}c, axis=-1)[..., None, None], axis=-1)"
+            f".swapaxes(-1, -2), {k}s)",
+            f"{k}x = {k}x / xp.maximum(xp.linalg.norm({k}x, axis=-1, keepdims=True), {k}tiny)",
+            f"{k}b0 = xp.linalg.norm(xp.matmul({k}x, xp.swapaxes({k}s, -1, -2)), axis=-1, keepdims=True)",
+            f"{k}y = xp.matmul({k}s, xp.take_along_axis({k}s, xp.argmax({k}r, axis=-1)[..., None, None], axis=-2)"
+            f".swapaxes(-1, -2))",
+            f"{k}y = {k}y / xp.maximum(xp.linalg.norm({k}y, axis=-2, keepdims=True), {k}tiny)",
+            f"{k}b1 = xp.linalg.norm(xp.matmul(xp.swapaxes({k}s, -1, -2), {k}y), axis=-2, keepdims=True)",
+            self._bind(step, f"{k}m * xp.where((xp.max({k}c, axis=-1) > xp.max({k}r, axis=-1))[..., None, None], "
+                             f"{k}b0, {k}b1)"),
+        ]
+        return "\n".join(lines)
+
+    def _print_step_normal(self, step):
+        # the view's shape: the same numbers in the same order as the weight's (C order)
+        mean, std = (self._operand(o) for o in step.operands)
+        call = f"rng.normal({step.val.tag}, {mean}, {std}, like=_a_weight"
+        if step.mode == "new":
+            return f"{step.out} = {call})"
+        return f"{call}, out={step.out})"
 
     def _sort(self, step, axis):
         """The rows (axis -2) or columns (axis -1) of x taken in the order of a stable sort of

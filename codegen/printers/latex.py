@@ -199,6 +199,21 @@ class FormulaLatexPrinter(FormulaOrder, LatexPrinter):
     def _print_QR(self, expr, exp=None):
         return self._call("qr", expr.args[0])
 
+    def _print_Triu(self, expr, exp=None):
+        return self._call("triu", expr.args[0])
+
+    def _print_Solve(self, expr, exp=None):
+        a, b = expr.args
+        return f"{{{self._factor(a)}}}^{{-1}} \\, {self._factor(b)}"
+
+    def _print_SolveRight(self, expr, exp=None):
+        b, a = expr.args
+        return f"{self._factor(b)} \\, {{{self._factor(a)}}}^{{-1}}"
+
+    def _print_NormLowerBound(self, expr, exp=None):
+        # the spectral norm, underlined: the estimate bounds it from below
+        return f"\\underline{{\\left\\lVert {self._print(expr.args[0])} \\right\\rVert}}_{{2}}"
+
     def _print_SortRows(self, expr, exp=None):
         return self._call("sort\\_rows", *expr.args)
 

@@ -265,6 +265,25 @@ class FormulaMathMLPrinter(FormulaOrder, MathMLPresentationPrinter):
     def _print_QR(self, expr):
         return self._call("qr", expr.args[0])
 
+    def _print_Triu(self, expr):
+        return self._call("triu", expr.args[0])
+
+    def _inverse(self, a):
+        return self.el("msup", self._factor(a), self.row(self.mo("−"), self.el("mn", text="1")))
+
+    def _print_Solve(self, expr):
+        a, b = expr.args
+        return self.row(self._inverse(a), self.mo("\u2062"), self._factor(b))
+
+    def _print_SolveRight(self, expr):
+        b, a = expr.args
+        return self.row(self._factor(b), self.mo("\u2062"), self._inverse(a))
+
+    def _print_NormLowerBound(self, expr):
+        # the spectral norm, underlined: the estimate bounds it from below
+        norm = self.el("munder", self.fenced(self._print(expr.args[0]), "‖", "‖"), self.mo("_"))
+        return self.el("msub", norm, self.el("mn", text="2"))
+
     def _print_SortRows(self, expr):
         return self._call("sort_rows", *expr.args)
 

@@ -22,6 +22,7 @@ MODULES = (
     'ftml',
     'ftrl',
     'groupadagrad',
+    'kron',
     'lamb',
     'lans',
     'lars',
