@@ -57,6 +57,8 @@ TOKENS = [
     "\nd = group_sum(sum(grad))\n", "\nfor _ in range(2):\n    d = group_max(max(grad))\n",
     # square states and their matrix functions (Shampoo)
     "inverse_root(", "eigh(", "L", "R", "L_inv", "count", "update_freq", " % ",
+    # PSGD-Kron's fit
+    "triu(", "solve(", "solve_right(", "norm_lower_bound(", "normal(0, 1)",
 ]
 VALUES = ["0", "-1", "1e400", "inf", "nan", '"x"', "true", "[]", "{}", '"[0, 1)"', '"(1, 0)"', "9" * 40,
           '"zeros"', '"weight"', '"float32"', '"rows"', '"scalar"', '"beta1 > 0"', '"True"',
@@ -352,6 +354,7 @@ learning_rate = 0.1
 eps = {{ default = 0.1, range = "(0, inf)" }}
 freq = {{ default = 2, type = "int", range = "[1, 9]" }}
 flag = {{ default = false }}
+seed = {{ default = 0, type = "int", range = "[0, inf)" }}
 [states]
 m = "zeros"
 {states}
@@ -364,6 +367,9 @@ SQUARE_RIGHT = [
     "q = eigh(L)\nu = matmul(q, matmul(transpose(q), u))", "m = 0.9 * m + 0.1 * u",
     "if flag:\n    Li = inverse_root(matmul(u, transpose(u)) + L, 1)",
     "k = col_sum(u * u)\nu = sort_cols(u, k)", "u = matmul(qr(L), u)", "u = sort_rows(u, row_max(u))",
+    "v = normal(0, 1)\nb = solve(transpose(L), v)\nL = L - matmul(triu(matmul(b, transpose(b))), L) / "
+    "(norm_lower_bound(matmul(b, transpose(b))) + 1)",
+    "u = solve_right(u, R)", "u = u / (norm_lower_bound(R) + 1)", "L = triu(L)",
 ]
 SQUARE_WRONG = [
     "u = inverse_root(grad, 2)", "u = eigh(grad)", "Li = inverse_root(L, grad)", "Li = inverse_root(L)",
@@ -372,6 +378,8 @@ SQUARE_WRONG = [
     "u = inverse_root(lr, 2)", "R = row_mean(grad)", "u = eigh(transpose(R))",
     "u = sort_rows(u, col_sum(u))", "u = sort_cols(u, row_sum(u))", "u = qr(grad)", "u = sort_cols(lr, u)",
     "u = sort_rows(u, u)", "u = sort_cols(norm(u), u)",
+    "u = solve(R, u)", "u = solve_right(u, L)", "u = solve(grad, u)", "u = triu(grad)",
+    "u = norm_lower_bound(grad)", "u = solve(L)", "u = triu(L, R)", "u = solve_right(L, u)",
 ]
 SQUARE_DECLARATIONS = [
     'L = { init = "weight", shape = "rows_by_rows" }', 'L = { init = "flag", shape = "rows_by_rows" }',
@@ -427,12 +435,18 @@ def test_square_constructs_give_modules_or_positioned_errors(tmp_path):
      "shape (1, cols)"),
     (["u = sort_cols(u, u)"], None, (5, 18), "key is one value per column of x, shape (1, cols)"),
     (["u = qr(grad)"], None, (5, 8), "qr() takes a square matrix"),
-    (["m = u"], 'L = { init = "weight", shape = "rows_by_rows" }', (20, 14),
+    (["u = solve(R, u)"], None, (5, 5), "solve(a, b): sizes differ ((cols, cols) against (rows, cols))"),
+    (["u = solve_right(u, L)"], None, (5, 5), "solve_right(b, a): sizes differ ((rows, rows) against (rows, cols))"),
+    (["u = solve(grad, u)"], None, (5, 11), "solve() takes a square matrix"),
+    (["u = triu(grad)"], None, (5, 10), "triu() takes a square matrix"),
+    (["u = norm_lower_bound(grad)"], None, (5, 22), "its argument has shape (rows, cols)"),
+    (["u = solve(L)"], None, (5, 5), "solve() takes 2 arguments, got 1"),
+    (["m = u"], 'L = { init = "weight", shape = "rows_by_rows" }', (21, 14),
      "a rows_by_rows state starts as \"zeros\", \"identity\", a number or a numeric hyperparameter's name"),
-    (["m = u"], 'L = { init = "flag", shape = "rows_by_rows" }', (20, 14), "the name of a numeric hyperparameter"),
-    (["m = u"], 'L = { init = "eps", shape = "rows_by_rows", quantize = true }', (20, 56),
+    (["m = u"], 'L = { init = "flag", shape = "rows_by_rows" }', (21, 14), "the name of a numeric hyperparameter"),
+    (["m = u"], 'L = { init = "eps", shape = "rows_by_rows", quantize = true }', (21, 56),
      "a rows_by_rows state is never stored quantized"),
-    (["m = u"], 'L = { init = "eps", shape = "rows_by_cols" }', (20, 29), "not 'rows_by_cols'"),
+    (["m = u"], 'L = { init = "eps", shape = "rows_by_cols" }', (21, 29), "not 'rows_by_cols'"),
 ])
 def test_square_mistakes_are_positioned_errors(tmp_path, pieces, declaration, position, message):
     """What the square-construct fuzz draws, with the position and message each mistake must have."""

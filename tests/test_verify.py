@@ -316,7 +316,7 @@ def test_the_random_batch_reaches_every_construct(random_batch):
                       'matrix = "first_rest"', "choices", 'type = "int"', "optional = true", "t > ", "t % 2",
                       "group_sum(", "group_max(", "group_min(", "group_norm(", 'shape = "group"',
                       'shape = "rows_by_rows"', 'shape = "cols_by_cols"', "inverse_root(", "eigh(", "qr(",
-                      "sort_rows(", "sort_cols("):
+                      "sort_rows(", "sort_cols(", "triu(", "solve(", "solve_right(", "norm_lower_bound("):
         assert construct in text, construct
     # group states from a number and from a hyperparameter, their old values read by a partial
     assert re.search(r'init = \d\.\d, shape = "group"', text) and re.search(r'init = "c\d+", shape = "group"', text)

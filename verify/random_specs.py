@@ -20,7 +20,8 @@ Each spec is one of the rule kinds the language has, with its statements drawn a
 - matrix rules: products, transposes, row and column reductions (means, sums, maxima,
   minima), whole-tensor ones, row and column states, square states (rows_by_rows,
   cols_by_cols) with inverse roots refreshed on host conditions, eigenvectors and sorted
-  power iterations (qr, sort_rows, sort_cols), scalar
+  power iterations (qr, sort_rows, sort_cols), triangular factors fitted to random probes
+  (triu, solve, solve_right, norm_lower_bound, normal()), scalar
   states, loops counted by an int hyperparameter, both matrix views, booleans between
   stages;
 - modes: `[modes]` train/eval weight switches.
@@ -426,6 +427,8 @@ def _square(b):
     rotated into the eigenbasis, scaled there per element and rotated back, as SOAP's: a
     value that does not depend on the signs the library gives the eigenvectors)."""
     side = b.rng.choice(["rows", "cols"])
+    if b.rng.random() < 0.5:
+        return _fitted(b, side)
     s = b.fresh("s")
     scale = b.fresh("e")
     b.hyper[scale] = f'{{ default = {b.rng.choice([0.5, 1.0, 2.0])}, range = "(0, inf)" }}'
@@ -465,6 +468,29 @@ def _square(b):
     b.assign(rotated, f"matmul(transpose({q}), grad)" if side == "rows" else f"matmul(grad, {q})")
     scaled = f"{rotated} / (abs({rotated}) + 1)"
     return f"matmul({q}, {scaled})" if side == "rows" else f"matmul({scaled}, transpose({q}))"
+
+
+def _fitted(b, side):
+    """A triangular factor fitted to random probes as PSGD-Kron fits its own (triu, solve or
+    solve_right, norm_lower_bound, normal() between matrix operations), on every step or
+    on host conditions on t, and the step preconditioned by its Gram matrix."""
+    q, probe, a, inv, pa, pb = (b.fresh(x) for x in "qvabgh")
+    b.states[q] = f'{{ init = "identity", shape = "{side}_by_{side}" }}'
+    b.hyper["seed"] = '{ default = 0, type = "int", range = "[0, inf)" }'
+    rows = side == "rows"
+    indent = ""
+    if b.rng.random() < 0.5:
+        b.lines.append(f"if {b.rng.choice(['t % 2 == 1', 't <= 2'])}:")
+        indent = "    "
+    b.assign(probe, "normal(0, 1)", indent)
+    b.assign(a, f"matmul({q}, grad)" if rows else f"matmul(grad, transpose({q}))", indent)
+    right = b.rng.choice([f"solve_right({probe}, {q})", f"transpose(solve(transpose({q}), transpose({probe})))"])
+    b.assign(inv, f"solve(transpose({q}), {probe})" if rows else right, indent)
+    for gram, x in ((pa, a), (pb, inv)):
+        b.assign(gram, f"matmul({x}, transpose({x}))" if rows else f"matmul(transpose({x}), {x})", indent)
+    b.assign(q, f"{q} - 0.1 * matmul(triu({pa} - {pb}), {q}) / (norm_lower_bound({pa} + {pb}) + 1e-30)", indent)
+    gram = f"matmul(transpose({q}), {q})"
+    return f"matmul({gram}, grad)" if rows else f"matmul(grad, {gram})"
 
 
 def _along(b, axis, x, count):

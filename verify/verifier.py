@@ -246,9 +246,10 @@ def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtyp
     if device is None:
         device = _host_device(folder) if cuda else None
     noise = contextlib.nullcontext
-    if has_kernels and any(v.get("noise") for v in cls._module.VARIANTS.values()):
-        # the kernels draw Philox numbers, step NumPy's generator: the reference of the fused
-        # targets is step given the kernels' numbers
+    if has_kernels and any(v.get("noise") and "stages" not in v for v in cls._module.VARIANTS.values()):
+        # the element-wise kernels draw Philox numbers, step NumPy's generator: the reference of
+        # the fused targets is step given the kernels' numbers (matrix rules' stage drivers
+        # draw step's own)
         from . import host_device
         probe = host_device.probe(folder)
         noise = functools.partial(host_device.device_noise, probe)

@@ -80,15 +80,15 @@ static void kron_body0(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -130,15 +130,15 @@ static void kron_body1(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -177,15 +177,15 @@ static void kron_body2(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -227,15 +227,15 @@ static void kron_body3(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -284,57 +284,57 @@ static void kron_body4(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -383,15 +383,15 @@ static void kron_body5(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -438,15 +438,15 @@ static void kron_body6(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -493,15 +493,15 @@ static void kron_body7(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -555,15 +555,15 @@ static void kron_body8(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -624,15 +624,15 @@ static void kron_body9(long d_nb, long d_nr, long d_nc, const void* const* p_in,
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -671,57 +671,57 @@ static void kron_body10(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -785,743 +785,743 @@ static void kron_body11(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body0<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body0<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body11<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body11<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body4<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body4<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body1<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body3<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body5<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body5<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body9<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body9<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body10<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body6<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body7<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body8<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -1593,15 +1593,15 @@ static void kron_body12(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body12<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body12<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -1658,29 +1658,29 @@ static void kron_body13(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -1751,15 +1751,15 @@ static void kron_body14(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body14<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body14<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -1806,15 +1806,15 @@ static void kron_body15(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -1863,15 +1863,15 @@ static void kron_body16(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -1947,43 +1947,43 @@ static void kron_body17(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -2049,43 +2049,43 @@ static void kron_body18(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body18<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body18<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body13<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body13<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -2159,85 +2159,85 @@ static void kron_body19(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body19<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body19<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body17<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body17<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -2304,15 +2304,15 @@ static void kron_body20(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body20<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body20<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -2369,29 +2369,29 @@ static void kron_body21(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body21<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body21<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -2462,43 +2462,43 @@ static void kron_body22(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body22<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body22<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -2569,43 +2569,43 @@ static void kron_body23(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body23<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body23<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -2666,43 +2666,43 @@ static void kron_body24(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body24<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body24<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body21<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body21<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body2<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
@@ -2776,85 +2776,85 @@ static void kron_body25(long d_nb, long d_nr, long d_nc, const void* const* p_in
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body25<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body25<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body23<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body23<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body15<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<float>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" void kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(long d_nb, long d_nr, long d_nc, const void* const* p_in, const long* p_st,
         void* const* p_out, const double* p_sc, int d_threads) {
     kron_body16<double>(d_nb, d_nr, d_nc, p_in, p_st, p_out, p_sc, d_threads);
 }

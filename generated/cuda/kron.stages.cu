@@ -57,8 +57,8 @@ __device__ __forceinline__ void kron_body0(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -78,8 +78,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -124,8 +124,8 @@ __device__ __forceinline__ void kron_body1(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -137,8 +137,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -174,8 +174,8 @@ __device__ __forceinline__ void kron_body2(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -187,8 +187,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -225,8 +225,8 @@ __device__ __forceinline__ void kron_body3(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -238,8 +238,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -279,8 +279,8 @@ __device__ __forceinline__ void kron_body4(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -294,8 +294,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -309,8 +309,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -322,8 +322,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -335,8 +335,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -348,8 +348,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -361,8 +361,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -374,8 +374,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -415,8 +415,8 @@ __device__ __forceinline__ void kron_body5(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -430,8 +430,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -472,8 +472,8 @@ __device__ __forceinline__ void kron_body6(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0,
@@ -487,8 +487,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0,
@@ -530,8 +530,8 @@ __device__ __forceinline__ void kron_body7(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -543,8 +543,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -586,8 +586,8 @@ __device__ __forceinline__ void kron_body8(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -602,8 +602,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -654,8 +654,8 @@ __device__ __forceinline__ void kron_body9(om::index_t d_n, om::index_t d_nr, om
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -673,8 +673,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -716,8 +716,8 @@ __device__ __forceinline__ void kron_body10(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -729,8 +729,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -742,8 +742,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0,
@@ -757,8 +757,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0,
@@ -772,8 +772,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -785,8 +785,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -798,8 +798,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -814,8 +814,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -867,8 +867,8 @@ __device__ __forceinline__ void kron_body11(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -887,8 +887,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -907,8 +907,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -920,8 +920,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -933,8 +933,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -946,8 +946,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -959,8 +959,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -972,8 +972,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -985,8 +985,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1000,8 +1000,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1015,8 +1015,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -1028,8 +1028,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -1041,8 +1041,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1054,8 +1054,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1067,8 +1067,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -1080,8 +1080,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -1093,8 +1093,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1108,8 +1108,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1123,8 +1123,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1136,8 +1136,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1149,8 +1149,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0,
@@ -1164,8 +1164,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0,
@@ -1179,8 +1179,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1192,8 +1192,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1205,8 +1205,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1221,8 +1221,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1237,8 +1237,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1256,8 +1256,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1275,8 +1275,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1288,8 +1288,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1301,8 +1301,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0,
@@ -1316,8 +1316,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0,
@@ -1331,8 +1331,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1344,8 +1344,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1357,8 +1357,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1373,8 +1373,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1389,8 +1389,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1410,8 +1410,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1431,8 +1431,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -1444,8 +1444,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -1457,8 +1457,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1470,8 +1470,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1483,8 +1483,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -1496,8 +1496,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -1509,8 +1509,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1524,8 +1524,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1539,8 +1539,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -1552,8 +1552,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -1565,8 +1565,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1578,8 +1578,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1591,8 +1591,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -1604,8 +1604,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -1617,8 +1617,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1632,8 +1632,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1647,8 +1647,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0,
@@ -1662,8 +1662,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0,
@@ -1677,8 +1677,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1690,8 +1690,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1703,8 +1703,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1719,8 +1719,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1735,8 +1735,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1754,8 +1754,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1773,8 +1773,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1786,8 +1786,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1799,8 +1799,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0,
@@ -1814,8 +1814,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0,
@@ -1829,8 +1829,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1842,8 +1842,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1855,8 +1855,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1871,8 +1871,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1887,8 +1887,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1907,8 +1907,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -1927,8 +1927,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -1940,8 +1940,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -1953,8 +1953,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -1966,8 +1966,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -1979,8 +1979,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -1992,8 +1992,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -2005,8 +2005,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2020,8 +2020,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2035,8 +2035,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -2048,8 +2048,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -2061,8 +2061,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -2074,8 +2074,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -2087,8 +2087,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0) {
@@ -2100,8 +2100,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0) {
@@ -2113,8 +2113,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2128,8 +2128,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2143,8 +2143,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -2156,8 +2156,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -2169,8 +2169,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0,
@@ -2184,8 +2184,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0,
@@ -2199,8 +2199,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -2212,8 +2212,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -2225,8 +2225,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2241,8 +2241,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2257,8 +2257,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2276,8 +2276,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2295,8 +2295,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -2308,8 +2308,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -2321,8 +2321,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         float* p_out0,
@@ -2336,8 +2336,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         double* p_out0,
@@ -2351,8 +2351,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -2364,8 +2364,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -2377,8 +2377,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2393,8 +2393,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2449,8 +2449,8 @@ __device__ __forceinline__ void kron_body12(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2471,8 +2471,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2524,8 +2524,8 @@ __device__ __forceinline__ void kron_body13(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2540,8 +2540,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2556,8 +2556,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -2569,8 +2569,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -2619,8 +2619,8 @@ __device__ __forceinline__ void kron_body14(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2638,8 +2638,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2685,8 +2685,8 @@ __device__ __forceinline__ void kron_body15(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -2698,8 +2698,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -2739,8 +2739,8 @@ __device__ __forceinline__ void kron_body16(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2754,8 +2754,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2811,8 +2811,8 @@ __device__ __forceinline__ void kron_body17(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2833,8 +2833,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2855,8 +2855,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -2868,8 +2868,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -2881,8 +2881,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2896,8 +2896,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2948,8 +2948,8 @@ __device__ __forceinline__ void kron_body18(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2968,8 +2968,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -2988,8 +2988,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3004,8 +3004,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3020,8 +3020,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -3033,8 +3033,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -3085,8 +3085,8 @@ __device__ __forceinline__ void kron_body19(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3105,8 +3105,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3125,8 +3125,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -3138,8 +3138,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -3151,8 +3151,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3166,8 +3166,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3181,8 +3181,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3203,8 +3203,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3225,8 +3225,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -3238,8 +3238,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -3251,8 +3251,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3266,8 +3266,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3319,8 +3319,8 @@ __device__ __forceinline__ void kron_body20(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3340,8 +3340,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3392,8 +3392,8 @@ __device__ __forceinline__ void kron_body21(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3408,8 +3408,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3424,8 +3424,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -3437,8 +3437,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -3487,8 +3487,8 @@ __device__ __forceinline__ void kron_body22(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3506,8 +3506,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3525,8 +3525,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -3538,8 +3538,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -3551,8 +3551,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3566,8 +3566,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3621,8 +3621,8 @@ __device__ __forceinline__ void kron_body23(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3642,8 +3642,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3663,8 +3663,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -3676,8 +3676,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -3689,8 +3689,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3704,8 +3704,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3754,8 +3754,8 @@ __device__ __forceinline__ void kron_body24(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3773,8 +3773,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3792,8 +3792,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3808,8 +3808,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3824,8 +3824,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -3837,8 +3837,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -3889,8 +3889,8 @@ __device__ __forceinline__ void kron_body25(om::index_t d_n, om::index_t d_nr, o
     }
 }
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3909,8 +3909,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3929,8 +3929,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -3942,8 +3942,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -3955,8 +3955,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3970,8 +3970,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -3985,8 +3985,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -4006,8 +4006,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -4027,8 +4027,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         float* p_out0,
         double sc0) {
@@ -4040,8 +4040,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         double* p_out0,
         double sc0) {
@@ -4053,8 +4053,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f32)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f32)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f32(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const float* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const float* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const float* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,
@@ -4068,8 +4068,8 @@ extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__
 }
 #endif
 
-#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stages_f64)
-extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
+#if !defined(OM_ONE_KERNEL) || defined(OM_KERNEL_kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stages_f64)
+extern "C" __global__ void __launch_bounds__(256) kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2_f64(om::index_t d_nb, om::index_t d_nr, om::index_t d_nc,
         const double* p_in0, om::index_t st0_b, om::index_t st0_r, om::index_t st0_c,
         const double* p_in1, om::index_t st1_b, om::index_t st1_r, om::index_t st1_c,
         const double* p_in2, om::index_t st2_b, om::index_t st2_r, om::index_t st2_c,

@@ -8,7 +8,7 @@ Update rule, as the spec writes it:
     grad = clip(grad * rescale_grad, clip_gradient)
     if ndim >= 2:
         grad = grad + where(weight_decouple, 0, wd) * weight
-    prob = clip(max_prob * exp(-decay * (count - flat_start)), min_prob, max_prob)
+    prob = clip(max_prob * exp(minimum(0, decay * (flat_start - count))), min_prob, max_prob)
     prob = clip(prob, probability, probability)
     count = count + 1
     if ndim < 2 and count == 1:
@@ -220,12 +220,12 @@ SPEC = {
             'doc': 'Steps since the preconditioner last updated.',
         },
     ],
-    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif ndim >= 2:\n    grad = grad + where(weight_decouple, 0, wd) * weight\nprob = clip(max_prob * exp(-decay * (count - flat_start)), min_prob, max_prob)\nprob = clip(prob, probability, probability)\ncount = count + 1\nif ndim < 2 and count == 1:\n    q = q + 1\nmomentum_buffer = momentum * momentum_buffer + (1 - momentum) * grad\nm = momentum_buffer / (1 - momentum**count)\nh = where(momentum_into_precondition_update, m, grad)\nupdate_counter = update_counter + 1\nif update_counter >= 1 / prob:\n    update_counter = 0\n    V = normal(0, 1)\n    if ndim >= 2:\n        A = matmul(matmul(Q_L, h), transpose(Q_R))\n        B = solve_right(solve(transpose(Q_L), V), Q_R)\n        AL = matmul(A, transpose(A))\n        BL = matmul(B, transpose(B))\n        AR = matmul(transpose(A), A)\n        BR = matmul(transpose(B), B)\n        Q_L = Q_L - precondition_lr * matmul(triu(AL - BL), Q_L) / (norm_lower_bound(AL + BL) + tiny)\n        Q_R = Q_R - precondition_lr * matmul(triu(AR - BR), Q_R) / (norm_lower_bound(AR + BR) + tiny)\n    else:\n        a = q * h\n        b = V / q\n        q = q - precondition_lr * (a * a - b * b) * q / (max(a * a + b * b) + tiny)\nif ndim >= 2:\n    u = matmul(matmul(transpose(Q_L), Q_L), matmul(matmul(m, transpose(Q_R)), Q_R))\nelse:\n    u = q * q * m\nu = u * minimum(1, 1.1 / (sqrt(sum(u * u) / numel) + 1e-6))\nif ndim >= 2:\n    u = u + where(weight_decouple, wd, 0) * weight\nweight = weight - lr * u',
+    'update': 'grad = clip(grad * rescale_grad, clip_gradient)\nif ndim >= 2:\n    grad = grad + where(weight_decouple, 0, wd) * weight\nprob = clip(max_prob * exp(minimum(0, decay * (flat_start - count))), min_prob, max_prob)\nprob = clip(prob, probability, probability)\ncount = count + 1\nif ndim < 2 and count == 1:\n    q = q + 1\nmomentum_buffer = momentum * momentum_buffer + (1 - momentum) * grad\nm = momentum_buffer / (1 - momentum**count)\nh = where(momentum_into_precondition_update, m, grad)\nupdate_counter = update_counter + 1\nif update_counter >= 1 / prob:\n    update_counter = 0\n    V = normal(0, 1)\n    if ndim >= 2:\n        A = matmul(matmul(Q_L, h), transpose(Q_R))\n        B = solve_right(solve(transpose(Q_L), V), Q_R)\n        AL = matmul(A, transpose(A))\n        BL = matmul(B, transpose(B))\n        AR = matmul(transpose(A), A)\n        BR = matmul(transpose(B), B)\n        Q_L = Q_L - precondition_lr * matmul(triu(AL - BL), Q_L) / (norm_lower_bound(AL + BL) + tiny)\n        Q_R = Q_R - precondition_lr * matmul(triu(AR - BR), Q_R) / (norm_lower_bound(AR + BR) + tiny)\n    else:\n        a = q * h\n        b = V / q\n        q = q - precondition_lr * (a * a - b * b) * q / (max(a * a + b * b) + tiny)\nif ndim >= 2:\n    u = matmul(matmul(transpose(Q_L), Q_L), matmul(matmul(m, transpose(Q_R)), Q_R))\nelse:\n    u = q * q * m\nu = u * minimum(1, 1.1 / (sqrt(sum(u * u) / numel) + 1e-6))\nif ndim >= 2:\n    u = u + where(weight_decouple, wd, 0) * weight\nweight = weight - lr * u',
     'formulas': [
         'g \\leftarrow \\operatorname{clip}\\left(r \\, g, c\\right)',
         '\\textbf{if}\\ \\mathrm{ndim} \\geq 2:',
         '\\quad g \\leftarrow g + \\begin{cases} 0 & \\text{if } \\mathrm{weight\\_decouple} \\\\ \\lambda & \\text{otherwise} \\end{cases} \\, w',
-        '\\mathrm{prob} \\leftarrow \\operatorname{clip}\\left(\\mathrm{max\\_prob} \\, e^{-\\mathrm{decay} \\, \\left(\\mathrm{count} - \\mathrm{flat\\_start}\\right)}, \\mathrm{min\\_prob}, \\mathrm{max\\_prob}\\right)',
+        '\\mathrm{prob} \\leftarrow \\operatorname{clip}\\left(\\mathrm{max\\_prob} \\, e^{\\min\\left(0, \\mathrm{decay} \\, \\left(\\mathrm{flat\\_start} - \\mathrm{count}\\right)\\right)}, \\mathrm{min\\_prob}, \\mathrm{max\\_prob}\\right)',
         '\\mathrm{prob} \\leftarrow \\operatorname{clip}\\left(\\mathrm{prob}, \\mathrm{probability}, \\mathrm{probability}\\right)',
         '\\mathrm{count} \\leftarrow \\mathrm{count} + 1',
         '\\textbf{if}\\ \\mathrm{count} = 1 \\text{ and } \\mathrm{ndim} < 2:',
@@ -286,12 +286,12 @@ def states_present(*, ndim, **_):
 
 def conditions(*, count, decay, flat_start, max_prob, min_prob, momentum_into_precondition_update, ndim, probability, update_counter, **_):
     """The truth of each condition the rule branches on: the key into VARIANTS."""
-    return ((ndim >= 2), (count + 1 == 1), bool(momentum_into_precondition_update), (update_counter + 1 >= (((((max_prob*math.exp(-decay*(count - flat_start)) if min_prob is None else max(max_prob*math.exp(-decay*(count - flat_start)), min_prob)) if max_prob is None else min((max_prob*math.exp(-decay*(count - flat_start)) if min_prob is None else max(max_prob*math.exp(-decay*(count - flat_start)), min_prob)), max_prob)) if probability is None else max(((max_prob*math.exp(-decay*(count - flat_start)) if min_prob is None else max(max_prob*math.exp(-decay*(count - flat_start)), min_prob)) if max_prob is None else min((max_prob*math.exp(-decay*(count - flat_start)) if min_prob is None else max(max_prob*math.exp(-decay*(count - flat_start)), min_prob)), max_prob)), probability)) if probability is None else min((((max_prob*math.exp(-decay*(count - flat_start)) if min_prob is None else max(max_prob*math.exp(-decay*(count - flat_start)), min_prob)) if max_prob is None else min((max_prob*math.exp(-decay*(count - flat_start)) if min_prob is None else max(max_prob*math.exp(-decay*(count - flat_start)), min_prob)), max_prob)) if probability is None else max(((max_prob*math.exp(-decay*(count - flat_start)) if min_prob is None else max(max_prob*math.exp(-decay*(count - flat_start)), min_prob)) if max_prob is None else min((max_prob*math.exp(-decay*(count - flat_start)) if min_prob is None else max(max_prob*math.exp(-decay*(count - flat_start)), min_prob)), max_prob)), probability)), probability)))**(-1)))
+    return ((ndim >= 2), (count + 1 == 1), bool(momentum_into_precondition_update), (update_counter + 1 >= (((((max_prob*math.exp(min(0, decay*(-count + flat_start))) if min_prob is None else max(max_prob*math.exp(min(0, decay*(-count + flat_start))), min_prob)) if max_prob is None else min((max_prob*math.exp(min(0, decay*(-count + flat_start))) if min_prob is None else max(max_prob*math.exp(min(0, decay*(-count + flat_start))), min_prob)), max_prob)) if probability is None else max(((max_prob*math.exp(min(0, decay*(-count + flat_start))) if min_prob is None else max(max_prob*math.exp(min(0, decay*(-count + flat_start))), min_prob)) if max_prob is None else min((max_prob*math.exp(min(0, decay*(-count + flat_start))) if min_prob is None else max(max_prob*math.exp(min(0, decay*(-count + flat_start))), min_prob)), max_prob)), probability)) if probability is None else min((((max_prob*math.exp(min(0, decay*(-count + flat_start))) if min_prob is None else max(max_prob*math.exp(min(0, decay*(-count + flat_start))), min_prob)) if max_prob is None else min((max_prob*math.exp(min(0, decay*(-count + flat_start))) if min_prob is None else max(max_prob*math.exp(min(0, decay*(-count + flat_start))), min_prob)), max_prob)) if probability is None else max(((max_prob*math.exp(min(0, decay*(-count + flat_start))) if min_prob is None else max(max_prob*math.exp(min(0, decay*(-count + flat_start))), min_prob)) if max_prob is None else min((max_prob*math.exp(min(0, decay*(-count + flat_start))) if min_prob is None else max(max_prob*math.exp(min(0, decay*(-count + flat_start))), min_prob)), max_prob)), probability)), probability)))**(-1)))
 
 
-# -- variant: ndim >= 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim >= 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, wd, weight_decouple, **_):
+def host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, wd, weight_decouple, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_2 = 0
@@ -317,7 +317,7 @@ def host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_coun
     }
 
 
-def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """Update of weight, momentum_buffer, Q_L, Q_R, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -408,7 +408,7 @@ def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     xp.copyto(Q_R, xp.broadcast_to(_t38, _view[:-2] + (_view[-1], _view[-1])).reshape(Q_R.shape))
 
 
-def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -417,7 +417,7 @@ def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_Q_L = Q_L.reshape(_view[:-1] + (_view[-2],))
     _a_Q_R = Q_R.reshape(_view[:-2] + (_view[-1], _view[-1]))
-    _t6, _t7, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, c_3, ), (momentum_buffer, None, ))
+    _t6, _t7, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, c_3, ), (momentum_buffer, None, ))
     _t8 = xp.matmul(_a_Q_L, _t7)
     _t9 = xp.swapaxes(_a_Q_R, -1, -2)
     _t10 = xp.matmul(_t8, _t9)
@@ -431,7 +431,7 @@ def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _t18 = xp.matmul(_t14, _t17)
     _t19 = xp.matmul(_t15, _t10)
     _t20 = xp.matmul(_t17, _t14)
-    _t21, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1', (_t16, _t18, ), (), (None, ))
+    _t21, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t16, _t18, ), (), (None, ))
     _n22m = xp.max(xp.abs(_t21), axis=(-2, -1), keepdims=True)
     _n22s = _t21 / xp.where(_n22m > 0, _n22m, 1)
     _n22c, _n22r = xp.sum(_n22s * _n22s, axis=-2), xp.sum(_n22s * _n22s, axis=-1)
@@ -443,12 +443,12 @@ def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _n22y = _n22y / xp.maximum(xp.linalg.norm(_n22y, axis=-2, keepdims=True), _n22tiny)
     _n22b1 = xp.linalg.norm(xp.matmul(xp.swapaxes(_n22s, -1, -2), _n22y), axis=-2, keepdims=True)
     _t22 = xp.asarray(_n22m * xp.where((xp.max(_n22c, axis=-1) > xp.max(_n22r, axis=-1))[..., None, None], _n22b0, _n22b1))
-    _t23, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2', (_t22, ), (tiny, ), (None, ))
-    _t24, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3', (_t16, _t18, ), (), (None, ))
+    _t23, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2', (_t22, ), (tiny, ), (None, ))
+    _t24, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3', (_t16, _t18, ), (), (None, ))
     _t25 = xp.triu(_t24)
     _t26 = xp.matmul(_t25, _a_Q_L)
-    _t29, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4', (_t26, _t23, _a_Q_L, ), (precondition_lr, ), (Q_L, ))
-    _t30, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5', (_t19, _t20, ), (), (None, ))
+    _t29, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4', (_t26, _t23, _a_Q_L, ), (precondition_lr, ), (Q_L, ))
+    _t30, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5', (_t19, _t20, ), (), (None, ))
     _n31m = xp.max(xp.abs(_t30), axis=(-2, -1), keepdims=True)
     _n31s = _t30 / xp.where(_n31m > 0, _n31m, 1)
     _n31c, _n31r = xp.sum(_n31s * _n31s, axis=-2), xp.sum(_n31s * _n31s, axis=-1)
@@ -460,26 +460,26 @@ def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _n31y = _n31y / xp.maximum(xp.linalg.norm(_n31y, axis=-2, keepdims=True), _n31tiny)
     _n31b1 = xp.linalg.norm(xp.matmul(xp.swapaxes(_n31s, -1, -2), _n31y), axis=-2, keepdims=True)
     _t31 = xp.asarray(_n31m * xp.where((xp.max(_n31c, axis=-1) > xp.max(_n31r, axis=-1))[..., None, None], _n31b0, _n31b1))
-    _t32, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6', (_t31, ), (tiny, ), (None, ))
-    _t33, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7', (_t19, _t20, ), (), (None, ))
+    _t32, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6', (_t31, ), (tiny, ), (None, ))
+    _t33, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7', (_t19, _t20, ), (), (None, ))
     _t34 = xp.triu(_t33)
     _t35 = xp.matmul(_t34, _a_Q_R)
-    _t38, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8', (_t35, _t32, _a_Q_R, ), (precondition_lr, ), (Q_R, ))
+    _t38, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8', (_t35, _t32, _a_Q_R, ), (precondition_lr, ), (Q_R, ))
     _t39 = xp.swapaxes(_t29, -1, -2)
     _t40 = xp.matmul(_t39, _t29)
     _t41 = xp.swapaxes(_t38, -1, -2)
     _t42 = xp.matmul(_t7, _t41)
     _t43 = xp.matmul(_t42, _t38)
     _t44 = xp.matmul(_t40, _t43)
-    _t45, _t46, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9', (_a_weight, _t44, ), (c_5, ), (None, None, ))
+    _t45, _t46, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9', (_a_weight, _t44, ), (c_5, ), (None, None, ))
     _t47 = xp.asarray(xp.sum(_t46, dtype=xp.float64).astype(xp.promote_types(_t46.dtype, xp.float32)))
-    _t52, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10', (_t47, ), (c_4, ), (None, ))
-    _t56, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11', (_t44, _t52, _t45, _a_weight, ), (lr, ), (weight, ))
+    _t52, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10', (_t47, ), (c_4, ), (None, ))
+    _t56, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11', (_t44, _t52, _t45, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim >= 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim >= 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, wd, weight_decouple, **_):
+def host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, wd, weight_decouple, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_1 = update_counter + 1
@@ -503,7 +503,7 @@ def host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_coun
     }
 
 
-def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
+def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -541,7 +541,7 @@ def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     xp.copyto(momentum_buffer, xp.broadcast_to(_t6, _view).reshape(momentum_buffer.shape))
 
 
-def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
+def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -550,23 +550,23 @@ def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_Q_L = Q_L.reshape(_view[:-1] + (_view[-2],))
     _a_Q_R = Q_R.reshape(_view[:-2] + (_view[-1], _view[-1]))
-    _t6, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (momentum_buffer, ))
+    _t6, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (momentum_buffer, ))
     _t7 = xp.swapaxes(_a_Q_L, -1, -2)
     _t8 = xp.matmul(_t7, _a_Q_L)
-    _t9, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1', (_t6, ), (c_3, ), (None, ))
+    _t9, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t6, ), (c_3, ), (None, ))
     _t10 = xp.swapaxes(_a_Q_R, -1, -2)
     _t11 = xp.matmul(_t9, _t10)
     _t12 = xp.matmul(_t11, _a_Q_R)
     _t13 = xp.matmul(_t8, _t12)
-    _t14, _t15, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2', (_a_weight, _t13, ), (c_5, ), (None, None, ))
+    _t14, _t15, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2', (_a_weight, _t13, ), (c_5, ), (None, None, ))
     _t16 = xp.asarray(xp.sum(_t15, dtype=xp.float64).astype(xp.promote_types(_t15.dtype, xp.float32)))
-    _t21, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3', (_t16, ), (c_4, ), (None, ))
-    _t25, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4', (_t13, _t21, _t14, _a_weight, ), (lr, ), (weight, ))
+    _t21, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3', (_t16, ), (c_4, ), (None, ))
+    _t25, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4', (_t13, _t21, _t14, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim >= 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim >= 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, wd, weight_decouple, **_):
+def host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, wd, weight_decouple, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_2 = 0
@@ -592,7 +592,7 @@ def host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_
     }
 
 
-def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(xp, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """Update of weight, momentum_buffer, Q_L, Q_R, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -683,7 +683,7 @@ def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     xp.copyto(Q_R, xp.broadcast_to(_t37, _view[:-2] + (_view[-1], _view[-1])).reshape(Q_R.shape))
 
 
-def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -692,7 +692,7 @@ def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_Q_L = Q_L.reshape(_view[:-1] + (_view[-2],))
     _a_Q_R = Q_R.reshape(_view[:-2] + (_view[-1], _view[-1]))
-    _t3, _t6, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (None, momentum_buffer, ))
+    _t3, _t6, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (None, momentum_buffer, ))
     _t7 = xp.matmul(_a_Q_L, _t3)
     _t8 = xp.swapaxes(_a_Q_R, -1, -2)
     _t9 = xp.matmul(_t7, _t8)
@@ -706,7 +706,7 @@ def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _t17 = xp.matmul(_t13, _t16)
     _t18 = xp.matmul(_t14, _t9)
     _t19 = xp.matmul(_t16, _t13)
-    _t20, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1', (_t15, _t17, ), (), (None, ))
+    _t20, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t15, _t17, ), (), (None, ))
     _n21m = xp.max(xp.abs(_t20), axis=(-2, -1), keepdims=True)
     _n21s = _t20 / xp.where(_n21m > 0, _n21m, 1)
     _n21c, _n21r = xp.sum(_n21s * _n21s, axis=-2), xp.sum(_n21s * _n21s, axis=-1)
@@ -718,12 +718,12 @@ def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _n21y = _n21y / xp.maximum(xp.linalg.norm(_n21y, axis=-2, keepdims=True), _n21tiny)
     _n21b1 = xp.linalg.norm(xp.matmul(xp.swapaxes(_n21s, -1, -2), _n21y), axis=-2, keepdims=True)
     _t21 = xp.asarray(_n21m * xp.where((xp.max(_n21c, axis=-1) > xp.max(_n21r, axis=-1))[..., None, None], _n21b0, _n21b1))
-    _t22, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2', (_t21, ), (tiny, ), (None, ))
-    _t23, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3', (_t15, _t17, ), (), (None, ))
+    _t22, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2', (_t21, ), (tiny, ), (None, ))
+    _t23, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3', (_t15, _t17, ), (), (None, ))
     _t24 = xp.triu(_t23)
     _t25 = xp.matmul(_t24, _a_Q_L)
-    _t28, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4', (_t25, _t22, _a_Q_L, ), (precondition_lr, ), (Q_L, ))
-    _t29, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5', (_t18, _t19, ), (), (None, ))
+    _t28, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4', (_t25, _t22, _a_Q_L, ), (precondition_lr, ), (Q_L, ))
+    _t29, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5', (_t18, _t19, ), (), (None, ))
     _n30m = xp.max(xp.abs(_t29), axis=(-2, -1), keepdims=True)
     _n30s = _t29 / xp.where(_n30m > 0, _n30m, 1)
     _n30c, _n30r = xp.sum(_n30s * _n30s, axis=-2), xp.sum(_n30s * _n30s, axis=-1)
@@ -735,27 +735,27 @@ def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _n30y = _n30y / xp.maximum(xp.linalg.norm(_n30y, axis=-2, keepdims=True), _n30tiny)
     _n30b1 = xp.linalg.norm(xp.matmul(xp.swapaxes(_n30s, -1, -2), _n30y), axis=-2, keepdims=True)
     _t30 = xp.asarray(_n30m * xp.where((xp.max(_n30c, axis=-1) > xp.max(_n30r, axis=-1))[..., None, None], _n30b0, _n30b1))
-    _t31, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6', (_t30, ), (tiny, ), (None, ))
-    _t32, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7', (_t18, _t19, ), (), (None, ))
+    _t31, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6', (_t30, ), (tiny, ), (None, ))
+    _t32, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7', (_t18, _t19, ), (), (None, ))
     _t33 = xp.triu(_t32)
     _t34 = xp.matmul(_t33, _a_Q_R)
-    _t37, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8', (_t34, _t31, _a_Q_R, ), (precondition_lr, ), (Q_R, ))
+    _t37, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8', (_t34, _t31, _a_Q_R, ), (precondition_lr, ), (Q_R, ))
     _t38 = xp.swapaxes(_t28, -1, -2)
     _t39 = xp.matmul(_t38, _t28)
-    _t40, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9', (_t6, ), (c_3, ), (None, ))
+    _t40, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9', (_t6, ), (c_3, ), (None, ))
     _t41 = xp.swapaxes(_t37, -1, -2)
     _t42 = xp.matmul(_t40, _t41)
     _t43 = xp.matmul(_t42, _t37)
     _t44 = xp.matmul(_t39, _t43)
-    _t45, _t46, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10', (_a_weight, _t44, ), (c_5, ), (None, None, ))
+    _t45, _t46, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10', (_a_weight, _t44, ), (c_5, ), (None, None, ))
     _t47 = xp.asarray(xp.sum(_t46, dtype=xp.float64).astype(xp.promote_types(_t46.dtype, xp.float32)))
-    _t52, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11', (_t47, ), (c_4, ), (None, ))
-    _t56, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12', (_t44, _t52, _t45, _a_weight, ), (lr, ), (weight, ))
+    _t52, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11', (_t47, ), (c_4, ), (None, ))
+    _t56, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12', (_t44, _t52, _t45, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim >= 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim >= 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, wd, weight_decouple, **_):
+def host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, wd, weight_decouple, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_1 = update_counter + 1
@@ -779,7 +779,7 @@ def host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_
     }
 
 
-def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(xp, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
+def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -817,7 +817,7 @@ def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     xp.copyto(momentum_buffer, xp.broadcast_to(_t6, _view).reshape(momentum_buffer.shape))
 
 
-def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
+def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -826,23 +826,23 @@ def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_Q_L = Q_L.reshape(_view[:-1] + (_view[-2],))
     _a_Q_R = Q_R.reshape(_view[:-2] + (_view[-1], _view[-1]))
-    _t6, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (momentum_buffer, ))
+    _t6, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (momentum_buffer, ))
     _t7 = xp.swapaxes(_a_Q_L, -1, -2)
     _t8 = xp.matmul(_t7, _a_Q_L)
-    _t9, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1', (_t6, ), (c_3, ), (None, ))
+    _t9, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t6, ), (c_3, ), (None, ))
     _t10 = xp.swapaxes(_a_Q_R, -1, -2)
     _t11 = xp.matmul(_t9, _t10)
     _t12 = xp.matmul(_t11, _a_Q_R)
     _t13 = xp.matmul(_t8, _t12)
-    _t14, _t15, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2', (_a_weight, _t13, ), (c_5, ), (None, None, ))
+    _t14, _t15, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2', (_a_weight, _t13, ), (c_5, ), (None, None, ))
     _t16 = xp.asarray(xp.sum(_t15, dtype=xp.float64).astype(xp.promote_types(_t15.dtype, xp.float32)))
-    _t21, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3', (_t16, ), (c_4, ), (None, ))
-    _t25, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4', (_t13, _t21, _t14, _a_weight, ), (lr, ), (weight, ))
+    _t21, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3', (_t16, ), (c_4, ), (None, ))
+    _t25, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4', (_t13, _t21, _t14, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim >= 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim >= 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, wd, weight_decouple, **_):
+def host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, wd, weight_decouple, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_2 = 0
@@ -868,7 +868,7 @@ def host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_coun
     }
 
 
-def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """Update of weight, momentum_buffer, Q_L, Q_R, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -959,7 +959,7 @@ def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     xp.copyto(Q_R, xp.broadcast_to(_t38, _view[:-2] + (_view[-1], _view[-1])).reshape(Q_R.shape))
 
 
-def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -968,7 +968,7 @@ def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_Q_L = Q_L.reshape(_view[:-1] + (_view[-2],))
     _a_Q_R = Q_R.reshape(_view[:-2] + (_view[-1], _view[-1]))
-    _t6, _t7, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, c_3, ), (momentum_buffer, None, ))
+    _t6, _t7, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, c_3, ), (momentum_buffer, None, ))
     _t8 = xp.matmul(_a_Q_L, _t7)
     _t9 = xp.swapaxes(_a_Q_R, -1, -2)
     _t10 = xp.matmul(_t8, _t9)
@@ -982,7 +982,7 @@ def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _t18 = xp.matmul(_t14, _t17)
     _t19 = xp.matmul(_t15, _t10)
     _t20 = xp.matmul(_t17, _t14)
-    _t21, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1', (_t16, _t18, ), (), (None, ))
+    _t21, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t16, _t18, ), (), (None, ))
     _n22m = xp.max(xp.abs(_t21), axis=(-2, -1), keepdims=True)
     _n22s = _t21 / xp.where(_n22m > 0, _n22m, 1)
     _n22c, _n22r = xp.sum(_n22s * _n22s, axis=-2), xp.sum(_n22s * _n22s, axis=-1)
@@ -994,12 +994,12 @@ def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _n22y = _n22y / xp.maximum(xp.linalg.norm(_n22y, axis=-2, keepdims=True), _n22tiny)
     _n22b1 = xp.linalg.norm(xp.matmul(xp.swapaxes(_n22s, -1, -2), _n22y), axis=-2, keepdims=True)
     _t22 = xp.asarray(_n22m * xp.where((xp.max(_n22c, axis=-1) > xp.max(_n22r, axis=-1))[..., None, None], _n22b0, _n22b1))
-    _t23, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2', (_t22, ), (tiny, ), (None, ))
-    _t24, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3', (_t16, _t18, ), (), (None, ))
+    _t23, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2', (_t22, ), (tiny, ), (None, ))
+    _t24, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3', (_t16, _t18, ), (), (None, ))
     _t25 = xp.triu(_t24)
     _t26 = xp.matmul(_t25, _a_Q_L)
-    _t29, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4', (_t26, _t23, _a_Q_L, ), (precondition_lr, ), (Q_L, ))
-    _t30, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5', (_t19, _t20, ), (), (None, ))
+    _t29, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4', (_t26, _t23, _a_Q_L, ), (precondition_lr, ), (Q_L, ))
+    _t30, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5', (_t19, _t20, ), (), (None, ))
     _n31m = xp.max(xp.abs(_t30), axis=(-2, -1), keepdims=True)
     _n31s = _t30 / xp.where(_n31m > 0, _n31m, 1)
     _n31c, _n31r = xp.sum(_n31s * _n31s, axis=-2), xp.sum(_n31s * _n31s, axis=-1)
@@ -1011,26 +1011,26 @@ def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _n31y = _n31y / xp.maximum(xp.linalg.norm(_n31y, axis=-2, keepdims=True), _n31tiny)
     _n31b1 = xp.linalg.norm(xp.matmul(xp.swapaxes(_n31s, -1, -2), _n31y), axis=-2, keepdims=True)
     _t31 = xp.asarray(_n31m * xp.where((xp.max(_n31c, axis=-1) > xp.max(_n31r, axis=-1))[..., None, None], _n31b0, _n31b1))
-    _t32, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage6', (_t31, ), (tiny, ), (None, ))
-    _t33, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage7', (_t19, _t20, ), (), (None, ))
+    _t32, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage6', (_t31, ), (tiny, ), (None, ))
+    _t33, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage7', (_t19, _t20, ), (), (None, ))
     _t34 = xp.triu(_t33)
     _t35 = xp.matmul(_t34, _a_Q_R)
-    _t38, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage8', (_t35, _t32, _a_Q_R, ), (precondition_lr, ), (Q_R, ))
+    _t38, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage8', (_t35, _t32, _a_Q_R, ), (precondition_lr, ), (Q_R, ))
     _t39 = xp.swapaxes(_t29, -1, -2)
     _t40 = xp.matmul(_t39, _t29)
     _t41 = xp.swapaxes(_t38, -1, -2)
     _t42 = xp.matmul(_t7, _t41)
     _t43 = xp.matmul(_t42, _t38)
     _t44 = xp.matmul(_t40, _t43)
-    _t45, _t46, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage9', (_a_weight, _t44, ), (c_5, ), (None, None, ))
+    _t45, _t46, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage9', (_a_weight, _t44, ), (c_5, ), (None, None, ))
     _t47 = xp.asarray(xp.sum(_t46, dtype=xp.float64).astype(xp.promote_types(_t46.dtype, xp.float32)))
-    _t52, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage10', (_t47, ), (c_4, ), (None, ))
-    _t56, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage11', (_t44, _t52, _t45, _a_weight, ), (lr, ), (weight, ))
+    _t52, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage10', (_t47, ), (c_4, ), (None, ))
+    _t56, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage11', (_t44, _t52, _t45, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim >= 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim >= 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, wd, weight_decouple, **_):
+def host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, wd, weight_decouple, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_1 = update_counter + 1
@@ -1054,7 +1054,7 @@ def host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_coun
     }
 
 
-def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
+def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1092,7 +1092,7 @@ def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     xp.copyto(momentum_buffer, xp.broadcast_to(_t6, _view).reshape(momentum_buffer.shape))
 
 
-def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
+def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1101,23 +1101,23 @@ def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_Q_L = Q_L.reshape(_view[:-1] + (_view[-2],))
     _a_Q_R = Q_R.reshape(_view[:-2] + (_view[-1], _view[-1]))
-    _t6, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (momentum_buffer, ))
+    _t6, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (momentum_buffer, ))
     _t7 = xp.swapaxes(_a_Q_L, -1, -2)
     _t8 = xp.matmul(_t7, _a_Q_L)
-    _t9, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1', (_t6, ), (c_3, ), (None, ))
+    _t9, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t6, ), (c_3, ), (None, ))
     _t10 = xp.swapaxes(_a_Q_R, -1, -2)
     _t11 = xp.matmul(_t9, _t10)
     _t12 = xp.matmul(_t11, _a_Q_R)
     _t13 = xp.matmul(_t8, _t12)
-    _t14, _t15, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2', (_a_weight, _t13, ), (c_5, ), (None, None, ))
+    _t14, _t15, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2', (_a_weight, _t13, ), (c_5, ), (None, None, ))
     _t16 = xp.asarray(xp.sum(_t15, dtype=xp.float64).astype(xp.promote_types(_t15.dtype, xp.float32)))
-    _t21, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3', (_t16, ), (c_4, ), (None, ))
-    _t25, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4', (_t13, _t21, _t14, _a_weight, ), (lr, ), (weight, ))
+    _t21, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3', (_t16, ), (c_4, ), (None, ))
+    _t25, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4', (_t13, _t21, _t14, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim >= 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim >= 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, wd, weight_decouple, **_):
+def host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, wd, weight_decouple, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_2 = 0
@@ -1143,7 +1143,7 @@ def host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_
     }
 
 
-def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(xp, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """Update of weight, momentum_buffer, Q_L, Q_R, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1234,7 +1234,7 @@ def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     xp.copyto(Q_R, xp.broadcast_to(_t37, _view[:-2] + (_view[-1], _view[-1])).reshape(Q_R.shape))
 
 
-def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, rng, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1243,7 +1243,7 @@ def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_Q_L = Q_L.reshape(_view[:-1] + (_view[-2],))
     _a_Q_R = Q_R.reshape(_view[:-2] + (_view[-1], _view[-1]))
-    _t3, _t6, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (None, momentum_buffer, ))
+    _t3, _t6, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (None, momentum_buffer, ))
     _t7 = xp.matmul(_a_Q_L, _t3)
     _t8 = xp.swapaxes(_a_Q_R, -1, -2)
     _t9 = xp.matmul(_t7, _t8)
@@ -1257,7 +1257,7 @@ def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _t17 = xp.matmul(_t13, _t16)
     _t18 = xp.matmul(_t14, _t9)
     _t19 = xp.matmul(_t16, _t13)
-    _t20, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1', (_t15, _t17, ), (), (None, ))
+    _t20, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t15, _t17, ), (), (None, ))
     _n21m = xp.max(xp.abs(_t20), axis=(-2, -1), keepdims=True)
     _n21s = _t20 / xp.where(_n21m > 0, _n21m, 1)
     _n21c, _n21r = xp.sum(_n21s * _n21s, axis=-2), xp.sum(_n21s * _n21s, axis=-1)
@@ -1269,12 +1269,12 @@ def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _n21y = _n21y / xp.maximum(xp.linalg.norm(_n21y, axis=-2, keepdims=True), _n21tiny)
     _n21b1 = xp.linalg.norm(xp.matmul(xp.swapaxes(_n21s, -1, -2), _n21y), axis=-2, keepdims=True)
     _t21 = xp.asarray(_n21m * xp.where((xp.max(_n21c, axis=-1) > xp.max(_n21r, axis=-1))[..., None, None], _n21b0, _n21b1))
-    _t22, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2', (_t21, ), (tiny, ), (None, ))
-    _t23, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3', (_t15, _t17, ), (), (None, ))
+    _t22, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2', (_t21, ), (tiny, ), (None, ))
+    _t23, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3', (_t15, _t17, ), (), (None, ))
     _t24 = xp.triu(_t23)
     _t25 = xp.matmul(_t24, _a_Q_L)
-    _t28, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4', (_t25, _t22, _a_Q_L, ), (precondition_lr, ), (Q_L, ))
-    _t29, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5', (_t18, _t19, ), (), (None, ))
+    _t28, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4', (_t25, _t22, _a_Q_L, ), (precondition_lr, ), (Q_L, ))
+    _t29, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5', (_t18, _t19, ), (), (None, ))
     _n30m = xp.max(xp.abs(_t29), axis=(-2, -1), keepdims=True)
     _n30s = _t29 / xp.where(_n30m > 0, _n30m, 1)
     _n30c, _n30r = xp.sum(_n30s * _n30s, axis=-2), xp.sum(_n30s * _n30s, axis=-1)
@@ -1286,27 +1286,27 @@ def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _n30y = _n30y / xp.maximum(xp.linalg.norm(_n30y, axis=-2, keepdims=True), _n30tiny)
     _n30b1 = xp.linalg.norm(xp.matmul(xp.swapaxes(_n30s, -1, -2), _n30y), axis=-2, keepdims=True)
     _t30 = xp.asarray(_n30m * xp.where((xp.max(_n30c, axis=-1) > xp.max(_n30r, axis=-1))[..., None, None], _n30b0, _n30b1))
-    _t31, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage6', (_t30, ), (tiny, ), (None, ))
-    _t32, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage7', (_t18, _t19, ), (), (None, ))
+    _t31, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage6', (_t30, ), (tiny, ), (None, ))
+    _t32, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage7', (_t18, _t19, ), (), (None, ))
     _t33 = xp.triu(_t32)
     _t34 = xp.matmul(_t33, _a_Q_R)
-    _t37, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage8', (_t34, _t31, _a_Q_R, ), (precondition_lr, ), (Q_R, ))
+    _t37, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage8', (_t34, _t31, _a_Q_R, ), (precondition_lr, ), (Q_R, ))
     _t38 = xp.swapaxes(_t28, -1, -2)
     _t39 = xp.matmul(_t38, _t28)
-    _t40, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage9', (_t6, ), (c_3, ), (None, ))
+    _t40, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage9', (_t6, ), (c_3, ), (None, ))
     _t41 = xp.swapaxes(_t37, -1, -2)
     _t42 = xp.matmul(_t40, _t41)
     _t43 = xp.matmul(_t42, _t37)
     _t44 = xp.matmul(_t39, _t43)
-    _t45, _t46, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage10', (_a_weight, _t44, ), (c_5, ), (None, None, ))
+    _t45, _t46, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage10', (_a_weight, _t44, ), (c_5, ), (None, None, ))
     _t47 = xp.asarray(xp.sum(_t46, dtype=xp.float64).astype(xp.promote_types(_t46.dtype, xp.float32)))
-    _t52, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage11', (_t47, ), (c_4, ), (None, ))
-    _t56, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage12', (_t44, _t52, _t45, _a_weight, ), (lr, ), (weight, ))
+    _t52, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage11', (_t47, ), (c_4, ), (None, ))
+    _t56, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage12', (_t44, _t52, _t45, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim >= 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim >= 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, wd, weight_decouple, **_):
+def host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, wd, weight_decouple, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_1 = update_counter + 1
@@ -1330,7 +1330,7 @@ def host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_
     }
 
 
-def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(xp, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
+def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1368,7 +1368,7 @@ def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     xp.copyto(momentum_buffer, xp.broadcast_to(_t6, _view).reshape(momentum_buffer.shape))
 
 
-def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
+def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, stage, weight, grad, momentum_buffer, Q_L, Q_R, *, c_1, c_2, c_3, c_4, c_5, clip_gradient, lr, momentum, rescale_grad):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1377,23 +1377,23 @@ def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_Q_L = Q_L.reshape(_view[:-1] + (_view[-2],))
     _a_Q_R = Q_R.reshape(_view[:-2] + (_view[-1], _view[-1]))
-    _t6, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (momentum_buffer, ))
+    _t6, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0', (_a_weight, _a_grad, _a_momentum_buffer, ), (c_1, rescale_grad, clip_gradient, c_2, momentum, ), (momentum_buffer, ))
     _t7 = xp.swapaxes(_a_Q_L, -1, -2)
     _t8 = xp.matmul(_t7, _a_Q_L)
-    _t9, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1', (_t6, ), (c_3, ), (None, ))
+    _t9, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t6, ), (c_3, ), (None, ))
     _t10 = xp.swapaxes(_a_Q_R, -1, -2)
     _t11 = xp.matmul(_t9, _t10)
     _t12 = xp.matmul(_t11, _a_Q_R)
     _t13 = xp.matmul(_t8, _t12)
-    _t14, _t15, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2', (_a_weight, _t13, ), (c_5, ), (None, None, ))
+    _t14, _t15, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2', (_a_weight, _t13, ), (c_5, ), (None, None, ))
     _t16 = xp.asarray(xp.sum(_t15, dtype=xp.float64).astype(xp.promote_types(_t15.dtype, xp.float32)))
-    _t21, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage3', (_t16, ), (c_4, ), (None, ))
-    _t25, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage4', (_t13, _t21, _t14, _a_weight, ), (lr, ), (weight, ))
+    _t21, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3', (_t16, ), (c_4, ), (None, ))
+    _t25, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4', (_t13, _t21, _t14, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim < 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim < 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, **_):
+def host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_2 = 0
@@ -1415,7 +1415,7 @@ def host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_coun
     }
 
 
-def kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """Update of weight, momentum_buffer, q, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1459,7 +1459,7 @@ def kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_co
     xp.copyto(q, xp.broadcast_to(_t19, _view).reshape(q.shape))
 
 
-def stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, stage, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, stage, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1467,20 +1467,20 @@ def stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_q = q.reshape(_view)
-    _t0, _t5, _t6, _t7, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0', (_a_q, _a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (None, momentum_buffer, None, None, ))
+    _t0, _t5, _t6, _t7, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0', (_a_q, _a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (None, momentum_buffer, None, None, ))
     _t8 = rng.normal(1, 0, 1, like=_a_weight)
-    _t10, _t11, _t12, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1', (_t8, _t0, _t7, ), (), (None, None, None, ))
+    _t10, _t11, _t12, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t8, _t0, _t7, ), (), (None, None, None, ))
     _t13 = xp.asarray((xp.max(_t12) + 0.0 if _t12.size else xp.asarray(-xp.inf, _t12.dtype)))
-    _t14, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2', (_t13, ), (tiny, ), (None, ))
-    _t19, _t21, _t22, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3', (_t10, _t11, _t0, _t14, _t6, ), (precondition_lr, ), (q, None, None, ))
+    _t14, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2', (_t13, ), (tiny, ), (None, ))
+    _t19, _t21, _t22, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3', (_t10, _t11, _t0, _t14, _t6, ), (precondition_lr, ), (q, None, None, ))
     _t23 = xp.asarray(xp.sum(_t22, dtype=xp.float64).astype(xp.promote_types(_t22.dtype, xp.float32)))
-    _t28, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4', (_t23, ), (c_3, ), (None, ))
-    _t31, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5', (_t21, _t28, _a_weight, ), (lr, ), (weight, ))
+    _t28, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4', (_t23, ), (c_3, ), (None, ))
+    _t31, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5', (_t21, _t28, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim < 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim < 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, **_):
+def host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_1 = update_counter + 1
@@ -1500,7 +1500,7 @@ def host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_coun
     }
 
 
-def kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
+def kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
     """Update of weight, momentum_buffer, q, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1531,7 +1531,7 @@ def kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_co
     xp.copyto(q, xp.broadcast_to(_t0, _view).reshape(q.shape))
 
 
-def stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, stage, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
+def stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, stage, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1539,15 +1539,15 @@ def stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_q = q.reshape(_view)
-    _t0, _t5, _t8, _t9, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0', (_a_q, _a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (q, momentum_buffer, None, None, ))
+    _t0, _t5, _t8, _t9, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0', (_a_q, _a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (q, momentum_buffer, None, None, ))
     _t10 = xp.asarray(xp.sum(_t9, dtype=xp.float64).astype(xp.promote_types(_t9.dtype, xp.float32)))
-    _t15, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1', (_t10, ), (c_3, ), (None, ))
-    _t18, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2', (_t8, _t15, _a_weight, ), (lr, ), (weight, ))
+    _t15, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t10, ), (c_3, ), (None, ))
+    _t18, = stage('kron_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2', (_t8, _t15, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim < 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim < 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, **_):
+def host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_2 = 0
@@ -1569,7 +1569,7 @@ def host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_
     }
 
 
-def kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(xp, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """Update of weight, momentum_buffer, q, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1613,7 +1613,7 @@ def kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     xp.copyto(q, xp.broadcast_to(_t18, _view).reshape(q.shape))
 
 
-def stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(xp, stage, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, stage, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1621,20 +1621,20 @@ def stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_q = q.reshape(_view)
-    _t2, _t5, _t6, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0', (_a_grad, _a_q, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (None, momentum_buffer, None, ))
+    _t2, _t5, _t6, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0', (_a_grad, _a_q, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, ), (None, momentum_buffer, None, ))
     _t7 = rng.normal(1, 0, 1, like=_a_weight)
-    _t9, _t10, _t11, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1', (_t7, _t2, _t6, ), (), (None, None, None, ))
+    _t9, _t10, _t11, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t7, _t2, _t6, ), (), (None, None, None, ))
     _t12 = xp.asarray((xp.max(_t11) + 0.0 if _t11.size else xp.asarray(-xp.inf, _t11.dtype)))
-    _t13, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2', (_t12, ), (tiny, ), (None, ))
-    _t18, _t21, _t22, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3', (_t9, _t10, _t2, _t13, _t5, ), (precondition_lr, c_2, ), (q, None, None, ))
+    _t13, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2', (_t12, ), (tiny, ), (None, ))
+    _t18, _t21, _t22, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3', (_t9, _t10, _t2, _t13, _t5, ), (precondition_lr, c_2, ), (q, None, None, ))
     _t23 = xp.asarray(xp.sum(_t22, dtype=xp.float64).astype(xp.promote_types(_t22.dtype, xp.float32)))
-    _t28, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4', (_t23, ), (c_3, ), (None, ))
-    _t31, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5', (_t21, _t28, _a_weight, ), (lr, ), (weight, ))
+    _t28, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4', (_t23, ), (c_3, ), (None, ))
+    _t31, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5', (_t21, _t28, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim < 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim < 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, **_):
+def host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_1 = update_counter + 1
@@ -1654,7 +1654,7 @@ def host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_
     }
 
 
-def kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(xp, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
+def kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
     """Update of weight, momentum_buffer, q, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1685,7 +1685,7 @@ def kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     xp.copyto(q, xp.broadcast_to(_t0, _view).reshape(q.shape))
 
 
-def stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(xp, stage, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
+def stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, stage, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1693,15 +1693,15 @@ def stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_q = q.reshape(_view)
-    _t0, _t5, _t8, _t9, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0', (_a_q, _a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (q, momentum_buffer, None, None, ))
+    _t0, _t5, _t8, _t9, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0', (_a_q, _a_grad, _a_momentum_buffer, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (q, momentum_buffer, None, None, ))
     _t10 = xp.asarray(xp.sum(_t9, dtype=xp.float64).astype(xp.promote_types(_t9.dtype, xp.float32)))
-    _t15, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1', (_t10, ), (c_3, ), (None, ))
-    _t18, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2', (_t8, _t15, _a_weight, ), (lr, ), (weight, ))
+    _t15, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t10, ), (c_3, ), (None, ))
+    _t18, = stage('kron_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2', (_t8, _t15, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim < 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim < 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, **_):
+def host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_2 = 0
@@ -1723,7 +1723,7 @@ def host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_coun
     }
 
 
-def kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """Update of weight, momentum_buffer, q, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1766,7 +1766,7 @@ def kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_co
     xp.copyto(q, xp.broadcast_to(_t18, _view).reshape(q.shape))
 
 
-def stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, stage, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, stage, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1774,20 +1774,20 @@ def stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_q = q.reshape(_view)
-    _t4, _t5, _t6, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0', (_a_grad, _a_momentum_buffer, _a_q, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (momentum_buffer, None, None, ))
+    _t4, _t5, _t6, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0', (_a_grad, _a_momentum_buffer, _a_q, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (momentum_buffer, None, None, ))
     _t7 = rng.normal(1, 0, 1, like=_a_weight)
-    _t9, _t10, _t11, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1', (_t7, _a_q, _t6, ), (), (None, None, None, ))
+    _t9, _t10, _t11, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t7, _a_q, _t6, ), (), (None, None, None, ))
     _t12 = xp.asarray((xp.max(_t11) + 0.0 if _t11.size else xp.asarray(-xp.inf, _t11.dtype)))
-    _t13, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2', (_t12, ), (tiny, ), (None, ))
-    _t18, _t20, _t21, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage3', (_t9, _t10, _a_q, _t13, _t5, ), (precondition_lr, ), (q, None, None, ))
+    _t13, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2', (_t12, ), (tiny, ), (None, ))
+    _t18, _t20, _t21, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage3', (_t9, _t10, _a_q, _t13, _t5, ), (precondition_lr, ), (q, None, None, ))
     _t22 = xp.asarray(xp.sum(_t21, dtype=xp.float64).astype(xp.promote_types(_t21.dtype, xp.float32)))
-    _t27, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage4', (_t22, ), (c_3, ), (None, ))
-    _t30, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage5', (_t20, _t27, _a_weight, ), (lr, ), (weight, ))
+    _t27, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage4', (_t22, ), (c_3, ), (None, ))
+    _t30, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5', (_t20, _t27, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim < 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim < 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, **_):
+def host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_1 = update_counter + 1
@@ -1807,7 +1807,7 @@ def host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_coun
     }
 
 
-def kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
+def kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1836,7 +1836,7 @@ def kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_co
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
-def stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla(xp, stage, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
+def stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay(xp, stage, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1844,15 +1844,15 @@ def stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_q = q.reshape(_view)
-    _t4, _t7, _t8, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage0', (_a_grad, _a_momentum_buffer, _a_q, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (momentum_buffer, None, None, ))
+    _t4, _t7, _t8, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage0', (_a_grad, _a_momentum_buffer, _a_q, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (momentum_buffer, None, None, ))
     _t9 = xp.asarray(xp.sum(_t8, dtype=xp.float64).astype(xp.promote_types(_t8.dtype, xp.float32)))
-    _t14, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage1', (_t9, ), (c_3, ), (None, ))
-    _t17, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla_stage2', (_t7, _t14, _a_weight, ), (lr, ), (weight, ))
+    _t14, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t9, ), (c_3, ), (None, ))
+    _t17, = stage('kron_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage2', (_t7, _t14, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim < 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim < 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, **_):
+def host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(*, clip_gradient, count, lr, momentum, numel, precondition_lr, rescale_grad, tiny, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_2 = 0
@@ -1874,7 +1874,7 @@ def host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_
     }
 
 
-def kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(xp, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """Update of weight, momentum_buffer, q, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1917,7 +1917,7 @@ def kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     xp.copyto(q, xp.broadcast_to(_t17, _view).reshape(q.shape))
 
 
-def stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count(xp, stage, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
+def stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, stage, weight, grad, momentum_buffer, q, rng, *, c_1, c_2, c_3, clip_gradient, lr, momentum, precondition_lr, rescale_grad, tiny):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1925,20 +1925,20 @@ def stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_q = q.reshape(_view)
-    _t4, _t5, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage0', (_a_grad, _a_momentum_buffer, _a_q, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
+    _t4, _t5, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0', (_a_grad, _a_momentum_buffer, _a_q, ), (rescale_grad, clip_gradient, c_1, momentum, ), (momentum_buffer, None, ))
     _t6 = rng.normal(1, 0, 1, like=_a_weight)
-    _t8, _t9, _t10, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage1', (_t6, _a_q, _t5, ), (), (None, None, None, ))
+    _t8, _t9, _t10, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t6, _a_q, _t5, ), (), (None, None, None, ))
     _t11 = xp.asarray((xp.max(_t10) + 0.0 if _t10.size else xp.asarray(-xp.inf, _t10.dtype)))
-    _t12, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage2', (_t11, ), (tiny, ), (None, ))
-    _t17, _t20, _t21, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage3', (_t8, _t9, _a_q, _t12, _t4, ), (precondition_lr, c_2, ), (q, None, None, ))
+    _t12, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2', (_t11, ), (tiny, ), (None, ))
+    _t17, _t20, _t21, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage3', (_t8, _t9, _a_q, _t12, _t4, ), (precondition_lr, c_2, ), (q, None, None, ))
     _t22 = xp.asarray(xp.sum(_t21, dtype=xp.float64).astype(xp.promote_types(_t21.dtype, xp.float32)))
-    _t27, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage4', (_t22, ), (c_3, ), (None, ))
-    _t30, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_stage5', (_t20, _t27, _a_weight, ), (lr, ), (weight, ))
+    _t27, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage4', (_t22, ), (c_3, ), (None, ))
+    _t30, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5', (_t20, _t27, _a_weight, ), (lr, ), (weight, ))
 
 
-# -- variant: ndim < 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability) 
+# -- variant: ndim < 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability) 
 
-def host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, **_):
+def host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(*, clip_gradient, count, lr, momentum, numel, rescale_grad, update_counter, **_):
     """Scalars for the kernel: float64, once per step per parameter."""
     count_1 = count + 1
     update_counter_1 = update_counter + 1
@@ -1958,7 +1958,7 @@ def host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_
     }
 
 
-def kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(xp, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
+def kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
     """Update of weight, momentum_buffer, in place, on the matrix view (first_rest): not element-wise."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
     _a_weight = weight.reshape(_view)
@@ -1987,7 +1987,7 @@ def kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     xp.copyto(momentum_buffer, xp.broadcast_to(_t4, _view).reshape(momentum_buffer.shape))
 
 
-def stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count(xp, stage, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
+def stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d(xp, stage, weight, grad, momentum_buffer, q, *, c_1, c_2, c_3, clip_gradient, lr, momentum, rescale_grad):
     """The same update with each element-wise stage one call of `stage` (the native stage
     kernels of generated/cpu/); products, transposes and reductions through `xp` as above."""
     _view = (weight.shape[0], math.prod(weight.shape[1:])) if weight.ndim else (1, 1)
@@ -1995,219 +1995,219 @@ def stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _a_grad = grad.reshape(_view)
     _a_momentum_buffer = momentum_buffer.reshape(_view)
     _a_q = q.reshape(_view)
-    _t4, _t7, _t8, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage0', (_a_grad, _a_momentum_buffer, _a_q, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (momentum_buffer, None, None, ))
+    _t4, _t7, _t8, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage0', (_a_grad, _a_momentum_buffer, _a_q, ), (rescale_grad, clip_gradient, c_1, momentum, c_2, ), (momentum_buffer, None, None, ))
     _t9 = xp.asarray(xp.sum(_t8, dtype=xp.float64).astype(xp.promote_types(_t8.dtype, xp.float32)))
-    _t14, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage1', (_t9, ), (c_3, ), (None, ))
-    _t17, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_stage2', (_t7, _t14, _a_weight, ), (lr, ), (weight, ))
+    _t14, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t9, ), (c_3, ), (None, ))
+    _t17, = stage('kron_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage2', (_t7, _t14, _a_weight, ), (lr, ), (weight, ))
 
 
 VARIANTS = {
     (True, True, True, True): {
-        "name": 'ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla',
-        "when": 'ndim >= 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay',
+        "when": 'ndim >= 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'Q_L', 'Q_R', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_2'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_2'],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "kernel": kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "stages": stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,  # the native driver (matrix rules)
+        "host": host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "kernel": kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "stages": stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,  # the native driver (matrix rules)
     },
     (True, True, True, False): {
-        "name": 'ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla',
-        "when": 'ndim >= 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay',
+        "when": 'ndim >= 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'Q_L', 'Q_R', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_1'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "kernel": kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "stages": stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,  # the native driver (matrix rules)
+        "host": host_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "kernel": kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "stages": stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,  # the native driver (matrix rules)
     },
     (True, True, False, True): {
-        "name": 'ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count',
-        "when": 'ndim >= 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d',
+        "when": 'ndim >= 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'Q_L', 'Q_R', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_2'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_2'],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,
-        "kernel": kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,
-        "stages": stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,  # the native driver (matrix rules)
+        "host": host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "kernel": kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "stages": stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,  # the native driver (matrix rules)
     },
     (True, True, False, False): {
-        "name": 'ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count',
-        "when": 'ndim >= 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d',
+        "when": 'ndim >= 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'Q_L', 'Q_R', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_1'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,
-        "kernel": kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,
-        "stages": stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,  # the native driver (matrix rules)
+        "host": host_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "kernel": kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "stages": stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,  # the native driver (matrix rules)
     },
     (True, False, True, True): {
-        "name": 'ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla',
-        "when": 'ndim >= 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay',
+        "when": 'ndim >= 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'Q_L', 'Q_R', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_2'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_2'],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "kernel": kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "stages": stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,  # the native driver (matrix rules)
+        "host": host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "kernel": kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "stages": stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,  # the native driver (matrix rules)
     },
     (True, False, True, False): {
-        "name": 'ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla',
-        "when": 'ndim >= 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay',
+        "when": 'ndim >= 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'Q_L', 'Q_R', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_1'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "kernel": kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "stages": stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,  # the native driver (matrix rules)
+        "host": host_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "kernel": kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "stages": stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,  # the native driver (matrix rules)
     },
     (True, False, False, True): {
-        "name": 'ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count',
-        "when": 'ndim >= 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d',
+        "when": 'ndim >= 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'Q_L', 'Q_R', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_2'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_2'],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,
-        "kernel": kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,
-        "stages": stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,  # the native driver (matrix rules)
+        "host": host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "kernel": kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "stages": stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,  # the native driver (matrix rules)
     },
     (True, False, False, False): {
-        "name": 'ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count',
-        "when": 'ndim >= 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d',
+        "when": 'ndim >= 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'Q_L', 'Q_R', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_1'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,
-        "kernel": kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,
-        "stages": stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,  # the native driver (matrix rules)
+        "host": host_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "kernel": kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "stages": stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,  # the native driver (matrix rules)
     },
     (False, True, True, True): {
-        "name": 'ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla',
-        "when": 'ndim < 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay',
+        "when": 'ndim < 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'q', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_2'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_2'],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "kernel": kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "stages": stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,  # the native driver (matrix rules)
+        "host": host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "kernel": kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "stages": stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,  # the native driver (matrix rules)
     },
     (False, True, True, False): {
-        "name": 'ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla',
-        "when": 'ndim < 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay',
+        "when": 'ndim < 2 and count + 1 == 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'q', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_1'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "kernel": kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "stages": stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,  # the native driver (matrix rules)
+        "host": host_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "kernel": kernel_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "stages": stages_ndim_lt_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,  # the native driver (matrix rules)
     },
     (False, True, False, True): {
-        "name": 'ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count',
-        "when": 'ndim < 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d',
+        "when": 'ndim < 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'q', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_2'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_2'],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,
-        "kernel": kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,
-        "stages": stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,  # the native driver (matrix rules)
+        "host": host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "kernel": kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "stages": stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,  # the native driver (matrix rules)
     },
     (False, True, False, False): {
-        "name": 'ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count',
-        "when": 'ndim < 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d',
+        "when": 'ndim < 2 and count + 1 == 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'q', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_1'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,
-        "kernel": kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,
-        "stages": stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,  # the native driver (matrix rules)
+        "host": host_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "kernel": kernel_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "stages": stages_ndim_lt_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,  # the native driver (matrix rules)
     },
     (False, False, True, True): {
-        "name": 'ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla',
-        "when": 'ndim < 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay',
+        "when": 'ndim < 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'q', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_2'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_2'],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "kernel": kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "stages": stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count_fla,  # the native driver (matrix rules)
+        "host": host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "kernel": kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "stages": stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,  # the native driver (matrix rules)
     },
     (False, False, True, False): {
-        "name": 'ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla',
-        "when": 'ndim < 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay',
+        "when": 'ndim < 2 and count + 1 != 1 and momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'q', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_1'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "kernel": kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,
-        "stages": stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count_fla,  # the native driver (matrix rules)
+        "host": host_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "kernel": kernel_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,
+        "stages": stages_ndim_lt_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_decay,  # the native driver (matrix rules)
     },
     (False, False, False, True): {
-        "name": 'ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count',
-        "when": 'ndim < 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d',
+        "when": 'ndim < 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 >= 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'q', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_2'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_2'],  # host values the kernel does not take
         "noise": True,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,
-        "kernel": kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,
-        "stages": stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_decay_count,  # the native driver (matrix rules)
+        "host": host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "kernel": kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "stages": stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d,  # the native driver (matrix rules)
     },
     (False, False, False, False): {
-        "name": 'ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count',
-        "when": 'ndim < 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(-decay*(count - flat_start)), min_prob, max_prob), probability, probability)',
+        "name": 'ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d',
+        "when": 'ndim < 2 and count + 1 != 1 and not momentum_into_precondition_update and update_counter + 1 < 1/Clip(Clip(max_prob*Exp(Minimum(0, decay*(-count + flat_start))), min_prob, max_prob), probability, probability)',
         "states": ('momentum_buffer', 'q', 'count', 'update_counter'),
         "updates": {'count': 'count_1', 'update_counter': 'update_counter_1'},      # scalar state -> host value holding its new value
         "host_only": ['count_1', 'update_counter_1'],  # host values the kernel does not take
         "noise": False,
         "whole_tensor": True,  # reads norms of whole tensors
         "elementwise": False,  # each element independent: may run in blocks
-        "host": host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,
-        "kernel": kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,
-        "stages": stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_decay_count,  # the native driver (matrix rules)
+        "host": host_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "kernel": kernel_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,
+        "stages": stages_ndim_lt_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_lt_1_Clip_Clip_max_prob_Exp_Minimum_0_d,  # the native driver (matrix rules)
     },
 }
