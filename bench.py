@@ -195,11 +195,15 @@ CPU_OPTIMIZERS = {
     "soap": ("mxnet2", {}, "pytorch_optimizer.SOAP", {}, "single"),
     "soap-refresh": ("mxnet2", {"precondition_frequency": 1}, "pytorch_optimizer.SOAP",
                      {"precondition_frequency": 1}, "single"),
+    # PSGD-Kron against pytorch_optimizer's: both update the preconditioner on every step of
+    # the timed ones (their schedules' first 500 steps): two triangular solves, the fit's
+    # products and the preconditioned step
+    "kron": ("mxnet2", {}, "pytorch_optimizer.Kron", {}, "single"),
 }
-MATRIX_OPTIMIZERS = ("muon", "muon-bf16", "adafactor", "shampoo", "shampoo-kept", "soap", "soap-refresh")
+MATRIX_OPTIMIZERS = ("muon", "muon-bf16", "adafactor", "shampoo", "shampoo-kept", "soap", "soap-refresh", "kron")
 # rows of optforge.torch on torch tensors (the name of its rule), not of the MXNet-style class on NumPy arrays
 TORCH_FRONTEND = {"muon-bf16": "muon", "shampoo": "shampoo", "shampoo-kept": "shampoo", "soap": "soap",
-                  "soap-refresh": "soap"}
+                  "soap-refresh": "soap", "kron": "kron"}
 COMPANIONS = {"muon": "muon-bf16", "shampoo": "shampoo-kept", "soap": "soap-refresh"}   # measured with the rule named
 # A Muon step on a 4096 x 4096 matrix takes seconds on the CPU: the matrix rules sweep up
 # to 2^22 parameters (2048 x 2048) besides the issue's two matrices, with at most 5 steps
@@ -214,7 +218,7 @@ MATRIX_REPEAT = 5
 PASS_BYTES = {"lamb": 40, "prodigy": 52, "dadaptadam": 48, "clippedadamw": 32,
               # compute-bound (products, eigendecompositions): the weight and gradient alone; the
               # step time, not GB/s, is the measure
-              "shampoo": 12, "shampoo-kept": 12, "soap": 12, "soap-refresh": 12}
+              "shampoo": 12, "shampoo-kept": 12, "soap": 12, "soap-refresh": 12, "kron": 12}
 # Peers whose step is torch.nn.utils.clip_grad_norm_(params, max_norm) and then the optimizer's
 CLIP_FIRST = {"clippedadamw": 1.0}
 

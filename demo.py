@@ -37,6 +37,7 @@ SETTINGS = {
     "asgd": dict(learning_rate=0.3),
     "cadamw": dict(learning_rate=0.01, wd=0.01),
     "groupadagrad": dict(learning_rate=0.1),
+    "kron": dict(learning_rate=0.01),
     "lion": dict(learning_rate=0.002),
     "muon": dict(learning_rate=0.02),
     "lamb": dict(learning_rate=0.02, wd=0.01),

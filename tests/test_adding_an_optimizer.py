@@ -89,8 +89,8 @@ def test_load_spec_reports_every_mistake(tmp_path, monkeypatch):
     assert lines == [
         f"{spec}:4:24: unknown function 'sqr'; did you mean 'sqrt'? (functions: abs, clip, col_max, col_mean, "
         "col_min, col_sum, dot, eigh, exp, group_max, group_min, group_norm, group_sum, inverse_root, isfinite, "
-        "log, matmul, max, maximum, min, minimum, norm, normal, qr, row_max, row_mean, row_min, row_sum, sign, "
-        "sort_cols, sort_rows, sqrt, sum, transpose, where)",
+        "log, matmul, max, maximum, min, minimum, norm, norm_lower_bound, normal, qr, row_max, row_mean, row_min, "
+        "row_sum, sign, solve, solve_right, sort_cols, sort_rows, sqrt, sum, transpose, triu, where)",
         f"{spec}:5:13: unknown name 'gard'; did you mean 'grad'? (known names: clip_gradient, cols, grad, initial_lr, lr, "
         "machine_epsilon, mom, momentum, ndim, numel, rescale_grad, rows, t, wd, weight)",
     ]

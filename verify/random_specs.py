@@ -378,7 +378,7 @@ def _matrix(b):
     b.extra.append(f'matrix = "{view}"')
     b.gradient_line()
     m = b.fresh("x")
-    kind = b.rng.choice(["gram", "cols", "rows", "loop", "square"])
+    kind = b.rng.choice(["gram", "cols", "rows", "loop", "square", "square"])    # square: four kinds of its own
     if kind == "gram":
         b.assign(m, "matmul(grad, transpose(grad))")
         scale = b.rng.choice([f"norm({m})", f"max(abs({m}))", f"abs(sum({m}))", f"abs(dot({m}, {m}))"])
@@ -427,7 +427,8 @@ def _square(b):
     rotated into the eigenbasis, scaled there per element and rotated back, as SOAP's: a
     value that does not depend on the signs the library gives the eigenvectors)."""
     side = b.rng.choice(["rows", "cols"])
-    if b.rng.random() < 0.5:
+    kind = b.rng.random()
+    if kind >= 0.75:
         return _fitted(b, side)
     s = b.fresh("s")
     scale = b.fresh("e")
@@ -440,7 +441,7 @@ def _square(b):
     def apply(m, x):        # the side's product with the gradient
         return f"matmul({m}, {x})" if side == "rows" else f"matmul({x}, {m})"
 
-    if b.rng.random() < 0.6:
+    if kind < 0.35:
         root = b.rng.choice([1, 2, 4])
         inv = b.fresh("i")
         b.states[inv] = f'{{ init = "zeros", shape = "{side}_by_{side}" }}'
@@ -448,7 +449,7 @@ def _square(b):
         b.assign(inv, f"inverse_root({s}, {root})", "    ")
         return apply(inv, "grad")
     q = b.fresh("q")
-    if b.rng.random() < 0.5:
+    if kind < 0.5:
         b.assign(q, f"eigh({s})")
     else:       # SOAP's refresh: one power iteration of a kept basis, sorted by its estimates
         b.states[q] = f'{{ init = "identity", shape = "{side}_by_{side}" }}'
