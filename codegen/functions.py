@@ -291,9 +291,9 @@ class Triu(sympy.Function):
 
 
 class Solve(sympy.Function):
-    """`solve(a, b)`: a^-1 b, the solution x of a x = b per matrix of the view, `a` square
-    (LAPACK's LU with partial pivoting, as numpy.linalg.solve: a triangular `a` costs an LU
-    that does not pivot; no 16-bit routines, so at least float32)."""
+    """`solve(a, b)`: a^-1 b, the solution x of a x = b per matrix of the view, `a` square:
+    a triangular `a` by blocked substitution (products through the BLAS), any other by
+    LAPACK's LU with partial pivoting (templates/numpy_solve.py.j2)."""
 
     nargs = 2
 

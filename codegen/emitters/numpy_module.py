@@ -12,7 +12,7 @@ from ..printers.arrays import ArrayPrinter
 from ..printers.host import HostPrinter
 from ..ir import COLS, DEVICE, ROWS
 from ..schedule import Step, schedule
-from ..tac import REDUCTION_OPS, WHOLE_OPS, Scalar, Val, lower, symmetric
+from ..tac import REDUCTION_OPS, SOLVE_OPS, WHOLE_OPS, Scalar, Val, lower, symmetric
 from ..matrix_stages import Stage, in_place
 from .c_stages import stage_programs, stage_scalars
 from .templates import environment, render_limited
@@ -42,7 +42,8 @@ def render(rule, analysis, spec_path, group_module=""):
         condition_inputs |= _names(atom)
     condition_texts = [_condition(host, atom) for atom in analysis.atoms]
 
-    staged = {v.name: (p, items) for v, p, items in stage_programs(rule, analysis)} if rule.matrix else {}
+    programs = stage_programs(rule, analysis) if rule.matrix else []
+    staged = {v.name: (p, items) for v, p, items in programs}
     variants = [_variant(rule, key, variant, host, arrays, state_classes, staged.get(variant.name))
                 for key, variant in analysis.variants.items()]
     modes = [dict(_variant(mode_rule, None, variant, host, arrays, state_classes), mode=mode)
@@ -76,6 +77,7 @@ def render(rule, analysis, spec_path, group_module=""):
         variants=variants,
         modes=modes,
         group=group,
+        solves=any(v.op in SOLVE_OPS for _, program, _ in programs for v in program.code),
     ).rstrip("\n") + "\n"
 
 
@@ -326,14 +328,14 @@ class MatrixArrayPrinter(ArrayPrinter):
         return f"{a}.astype(xp.promote_types({a}.dtype, xp.float32), copy=False)"
 
     def _print_step_solve(self, step):
+        # the module's _solve (templates/numpy_solve.py.j2): substitution for a triangular a
         a, b = (self._operand(o) for o in step.operands)
-        return self._bind(step, f"xp.linalg.solve({self._lapack(a)}, {b}).astype({b}.dtype, copy=False)")
+        return self._bind(step, f"_solve(xp, {a}, {b})")
 
     def _print_step_solve_right(self, step):
         """b a^-1 = (a^-T b^T)^T."""
         b, a = (self._operand(o) for o in step.operands)
-        solved = f"xp.linalg.solve(xp.swapaxes({self._lapack(a)}, -1, -2), xp.swapaxes({b}, -1, -2))"
-        return self._bind(step, f"xp.swapaxes({solved}, -1, -2).astype({b}.dtype, copy=False)")
+        return self._bind(step, f"xp.swapaxes(_solve(xp, xp.swapaxes({a}, -1, -2), xp.swapaxes({b}, -1, -2)), -1, -2)")
 
     def _print_step_norm_lower_bound(self, step):
         """functions.NormLowerBound per matrix, shape (..., 1, 1): s = a / max|a|; the column

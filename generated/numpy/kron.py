@@ -279,6 +279,46 @@ SPEC = {
 }
 
 
+def _solve(xp, a, b):
+    """a^-1 b per matrix (the language's solve). A triangular `a` (every matrix of it upper,
+    or every one lower: PSGD's factors) is solved by blocked substitution, its products
+    through the BLAS in the arrays' dtype (a triangular solve's n^2 k multiply-adds); any
+    other `a` by LAPACK's LU with partial pivoting (NumPy: in float64, 2/3 n^3 more)."""
+    if _zero_below(xp, a):
+        return _substitute(xp, a, b, upper=True)
+    if _zero_below(xp, xp.swapaxes(a, -1, -2)):
+        return _substitute(xp, a, b, upper=False)
+    return xp.linalg.solve(a.astype(xp.promote_types(a.dtype, xp.float32), copy=False), b).astype(b.dtype, copy=False)
+
+
+def _zero_below(xp, a):
+    """Whether every entry below the diagonal is zero: read in the same halves, without a
+    masked copy of the matrix."""
+    n = a.shape[-1]
+    if n <= 128:
+        return not xp.tril(a, -1).any()
+    h = n // 2
+    return not a[..., h:, :h].any() and _zero_below(xp, a[..., :h, :h]) and _zero_below(xp, a[..., h:, h:])
+
+
+def _substitute(xp, a, b, upper):
+    """x = a^-1 b for a triangular `a`, in halves: the half solved first (the bottom one of an
+    upper `a`) is subtracted from the other's right-hand side through one product; blocks of
+    up to 128 rows are solved by LAPACK."""
+    n = a.shape[-1]
+    if n <= 128:
+        return xp.linalg.solve(a.astype(xp.promote_types(a.dtype, xp.float32), copy=False), b).astype(b.dtype, copy=False)
+    h = n // 2
+    if upper:
+        second = _substitute(xp, a[..., h:, h:], b[..., h:, :], upper)
+        first = _substitute(xp, a[..., :h, :h], b[..., :h, :] - xp.matmul(a[..., :h, h:], second), upper)
+    else:
+        first = _substitute(xp, a[..., :h, :h], b[..., :h, :], upper)
+        second = _substitute(xp, a[..., h:, h:], b[..., h:, :] - xp.matmul(a[..., h:, :h], first), upper)
+    return xp.concatenate([first, second], axis=-2)
+
+
+
 def states_present(*, ndim, **_):
     """The states that exist for these hyperparameter values, in declaration order."""
     return tuple(name for name, exists in (('momentum_buffer', True), ('Q_L', (ndim >= 2)), ('Q_R', (ndim >= 2)), ('q', (ndim < 2)), ('count', True), ('update_counter', True)) if exists)
@@ -338,8 +378,8 @@ def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _t10 = xp.matmul(_t8, _t9)
     _t11 = xp.swapaxes(_a_Q_L, -1, -2)
     _t12 = rng.normal(1, 0, 1, like=_a_weight)
-    _t13 = xp.linalg.solve(_t11.astype(xp.promote_types(_t11.dtype, xp.float32), copy=False), _t12).astype(_t12.dtype, copy=False)
-    _t14 = xp.swapaxes(xp.linalg.solve(xp.swapaxes(_a_Q_R.astype(xp.promote_types(_a_Q_R.dtype, xp.float32), copy=False), -1, -2), xp.swapaxes(_t13, -1, -2)), -1, -2).astype(_t13.dtype, copy=False)
+    _t13 = _solve(xp, _t11, _t12)
+    _t14 = xp.swapaxes(_solve(xp, xp.swapaxes(_a_Q_R, -1, -2), xp.swapaxes(_t13, -1, -2)), -1, -2)
     _t15 = xp.swapaxes(_t10, -1, -2)
     _t16 = xp.matmul(_t10, _t15)
     _t17 = xp.swapaxes(_t14, -1, -2)
@@ -423,8 +463,8 @@ def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _t10 = xp.matmul(_t8, _t9)
     _t11 = xp.swapaxes(_a_Q_L, -1, -2)
     _t12 = rng.normal(1, 0, 1, like=_a_weight)
-    _t13 = xp.linalg.solve(_t11.astype(xp.promote_types(_t11.dtype, xp.float32), copy=False), _t12).astype(_t12.dtype, copy=False)
-    _t14 = xp.swapaxes(xp.linalg.solve(xp.swapaxes(_a_Q_R.astype(xp.promote_types(_a_Q_R.dtype, xp.float32), copy=False), -1, -2), xp.swapaxes(_t13, -1, -2)), -1, -2).astype(_t13.dtype, copy=False)
+    _t13 = _solve(xp, _t11, _t12)
+    _t14 = xp.swapaxes(_solve(xp, xp.swapaxes(_a_Q_R, -1, -2), xp.swapaxes(_t13, -1, -2)), -1, -2)
     _t15 = xp.swapaxes(_t10, -1, -2)
     _t16 = xp.matmul(_t10, _t15)
     _t17 = xp.swapaxes(_t14, -1, -2)
@@ -612,8 +652,8 @@ def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _t9 = xp.matmul(_t7, _t8)
     _t10 = xp.swapaxes(_a_Q_L, -1, -2)
     _t11 = rng.normal(1, 0, 1, like=_a_weight)
-    _t12 = xp.linalg.solve(_t10.astype(xp.promote_types(_t10.dtype, xp.float32), copy=False), _t11).astype(_t11.dtype, copy=False)
-    _t13 = xp.swapaxes(xp.linalg.solve(xp.swapaxes(_a_Q_R.astype(xp.promote_types(_a_Q_R.dtype, xp.float32), copy=False), -1, -2), xp.swapaxes(_t12, -1, -2)), -1, -2).astype(_t12.dtype, copy=False)
+    _t12 = _solve(xp, _t10, _t11)
+    _t13 = xp.swapaxes(_solve(xp, xp.swapaxes(_a_Q_R, -1, -2), xp.swapaxes(_t12, -1, -2)), -1, -2)
     _t14 = xp.swapaxes(_t9, -1, -2)
     _t15 = xp.matmul(_t9, _t14)
     _t16 = xp.swapaxes(_t13, -1, -2)
@@ -698,8 +738,8 @@ def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _t9 = xp.matmul(_t7, _t8)
     _t10 = xp.swapaxes(_a_Q_L, -1, -2)
     _t11 = rng.normal(1, 0, 1, like=_a_weight)
-    _t12 = xp.linalg.solve(_t10.astype(xp.promote_types(_t10.dtype, xp.float32), copy=False), _t11).astype(_t11.dtype, copy=False)
-    _t13 = xp.swapaxes(xp.linalg.solve(xp.swapaxes(_a_Q_R.astype(xp.promote_types(_a_Q_R.dtype, xp.float32), copy=False), -1, -2), xp.swapaxes(_t12, -1, -2)), -1, -2).astype(_t12.dtype, copy=False)
+    _t12 = _solve(xp, _t10, _t11)
+    _t13 = xp.swapaxes(_solve(xp, xp.swapaxes(_a_Q_R, -1, -2), xp.swapaxes(_t12, -1, -2)), -1, -2)
     _t14 = xp.swapaxes(_t9, -1, -2)
     _t15 = xp.matmul(_t9, _t14)
     _t16 = xp.swapaxes(_t13, -1, -2)
@@ -889,8 +929,8 @@ def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _t10 = xp.matmul(_t8, _t9)
     _t11 = xp.swapaxes(_a_Q_L, -1, -2)
     _t12 = rng.normal(1, 0, 1, like=_a_weight)
-    _t13 = xp.linalg.solve(_t11.astype(xp.promote_types(_t11.dtype, xp.float32), copy=False), _t12).astype(_t12.dtype, copy=False)
-    _t14 = xp.swapaxes(xp.linalg.solve(xp.swapaxes(_a_Q_R.astype(xp.promote_types(_a_Q_R.dtype, xp.float32), copy=False), -1, -2), xp.swapaxes(_t13, -1, -2)), -1, -2).astype(_t13.dtype, copy=False)
+    _t13 = _solve(xp, _t11, _t12)
+    _t14 = xp.swapaxes(_solve(xp, xp.swapaxes(_a_Q_R, -1, -2), xp.swapaxes(_t13, -1, -2)), -1, -2)
     _t15 = xp.swapaxes(_t10, -1, -2)
     _t16 = xp.matmul(_t10, _t15)
     _t17 = xp.swapaxes(_t14, -1, -2)
@@ -974,8 +1014,8 @@ def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _t10 = xp.matmul(_t8, _t9)
     _t11 = xp.swapaxes(_a_Q_L, -1, -2)
     _t12 = rng.normal(1, 0, 1, like=_a_weight)
-    _t13 = xp.linalg.solve(_t11.astype(xp.promote_types(_t11.dtype, xp.float32), copy=False), _t12).astype(_t12.dtype, copy=False)
-    _t14 = xp.swapaxes(xp.linalg.solve(xp.swapaxes(_a_Q_R.astype(xp.promote_types(_a_Q_R.dtype, xp.float32), copy=False), -1, -2), xp.swapaxes(_t13, -1, -2)), -1, -2).astype(_t13.dtype, copy=False)
+    _t13 = _solve(xp, _t11, _t12)
+    _t14 = xp.swapaxes(_solve(xp, xp.swapaxes(_a_Q_R, -1, -2), xp.swapaxes(_t13, -1, -2)), -1, -2)
     _t15 = xp.swapaxes(_t10, -1, -2)
     _t16 = xp.matmul(_t10, _t15)
     _t17 = xp.swapaxes(_t14, -1, -2)
@@ -1163,8 +1203,8 @@ def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _t9 = xp.matmul(_t7, _t8)
     _t10 = xp.swapaxes(_a_Q_L, -1, -2)
     _t11 = rng.normal(1, 0, 1, like=_a_weight)
-    _t12 = xp.linalg.solve(_t10.astype(xp.promote_types(_t10.dtype, xp.float32), copy=False), _t11).astype(_t11.dtype, copy=False)
-    _t13 = xp.swapaxes(xp.linalg.solve(xp.swapaxes(_a_Q_R.astype(xp.promote_types(_a_Q_R.dtype, xp.float32), copy=False), -1, -2), xp.swapaxes(_t12, -1, -2)), -1, -2).astype(_t12.dtype, copy=False)
+    _t12 = _solve(xp, _t10, _t11)
+    _t13 = xp.swapaxes(_solve(xp, xp.swapaxes(_a_Q_R, -1, -2), xp.swapaxes(_t12, -1, -2)), -1, -2)
     _t14 = xp.swapaxes(_t9, -1, -2)
     _t15 = xp.matmul(_t9, _t14)
     _t16 = xp.swapaxes(_t13, -1, -2)
@@ -1249,8 +1289,8 @@ def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _t9 = xp.matmul(_t7, _t8)
     _t10 = xp.swapaxes(_a_Q_L, -1, -2)
     _t11 = rng.normal(1, 0, 1, like=_a_weight)
-    _t12 = xp.linalg.solve(_t10.astype(xp.promote_types(_t10.dtype, xp.float32), copy=False), _t11).astype(_t11.dtype, copy=False)
-    _t13 = xp.swapaxes(xp.linalg.solve(xp.swapaxes(_a_Q_R.astype(xp.promote_types(_a_Q_R.dtype, xp.float32), copy=False), -1, -2), xp.swapaxes(_t12, -1, -2)), -1, -2).astype(_t12.dtype, copy=False)
+    _t12 = _solve(xp, _t10, _t11)
+    _t13 = xp.swapaxes(_solve(xp, xp.swapaxes(_a_Q_R, -1, -2), xp.swapaxes(_t12, -1, -2)), -1, -2)
     _t14 = xp.swapaxes(_t9, -1, -2)
     _t15 = xp.matmul(_t9, _t14)
     _t16 = xp.swapaxes(_t13, -1, -2)
