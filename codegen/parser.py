@@ -904,9 +904,9 @@ class FormulaParser:
         square = 0 if cls is Solve else 1
         a = self._square_argument(name, node, narrowed, square)
         b = self._matrix_argument(name, node, node.args[1 - square], narrowed)
-        args = (a, b) if cls is Solve else (b, a)
-        self._shape(cls(*(x.expr for x in args)), node)
-        return Value(cls(*(x.expr for x in args)), NUM, TENSOR)
+        expr = cls(a.expr, b.expr) if cls is Solve else cls(b.expr, a.expr)
+        self._shape(expr, node)         # the sizes, checked at the call
+        return Value(expr, NUM, TENSOR)
 
     _call_solve_right = _call_solve
 
