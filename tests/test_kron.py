@@ -8,6 +8,11 @@ tensors of two or more axes).
 The probes are random: each run records the probes optforge draws (runtime/noise.py) and
 injects the very same ones into the peer (torch.randn_like) and the reference.
 
+The float64 comparisons run the NumPy code (OPTFORGE_CPU_BACKEND=numpy: no native build of
+their variants); the native CPU and CUDA stage kernels equal it bit for bit in the verifier
+(`optforge check --verify specs/kron.toml`, and its run of every shipped spec in
+tests/test_verify.py), and float32 runs through the native stage kernels below.
+
 Tolerances: float64 runs agree to 1e-10 of the largest weight. The peer solves its
 triangular systems by substitution and contracts with einsum, optforge solves by LU and
 multiplies in another order; the factors stay within a few units of the identity here, so
@@ -41,6 +46,11 @@ def _problem(seed, shapes=SHAPES, dtype=np.float64):
     weights = [np.asarray(rng.standard_normal(s), dtype=dtype) for s in shapes]
     grads = [[np.asarray(3 * rng.standard_normal(s), dtype=dtype) for s in shapes] for _ in range(STEPS)]
     return weights, grads
+
+
+@pytest.fixture(autouse=True)
+def numpy_code(monkeypatch):
+    monkeypatch.setenv("OPTFORGE_CPU_BACKEND", "numpy")
 
 
 @pytest.fixture

@@ -378,7 +378,7 @@ def _matrix(b):
     b.extra.append(f'matrix = "{view}"')
     b.gradient_line()
     m = b.fresh("x")
-    kind = b.rng.choice(["gram", "cols", "rows", "loop", "square", "square"])    # square: four kinds of its own
+    kind = b.rng.choice(["gram", "cols", "rows", "loop", "square"])
     if kind == "gram":
         b.assign(m, "matmul(grad, transpose(grad))")
         scale = b.rng.choice([f"norm({m})", f"max(abs({m}))", f"abs(sum({m}))", f"abs(dot({m}, {m}))"])
@@ -459,10 +459,10 @@ def _square(b):
         b.states[second] = '"zeros"'
         b.assign(second, f"0.9 * {second} + 0.1 * grad * grad")
         by_rows = f"sort_rows({{}}, transpose({estimate}))"        # the rows of a (rows, .) value
-        by_cols = f"sort_cols({{}}, {estimate})"                    # the columns of a (., cols) value
-        direct, through = (by_rows, by_cols) if side == "rows" else (by_cols, by_rows)
-        sort = direct.format(second) if b.rng.random() < 0.5 else \
-            f"transpose({through.format(f'transpose({second})')})"
+        # the second moment sorted by its rows, directly or through transposes (the basis's
+        # columns are sorted just below): both sorts in every such spec
+        sort = by_rows.format(second) if side == "rows" else \
+            f"transpose({by_rows.format(f'transpose({second})')})"
         b.assign(second, sort)
         b.assign(q, f"qr(sort_cols({power}, {estimate}))")
     rotated = b.fresh("p")
