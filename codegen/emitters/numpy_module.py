@@ -287,6 +287,7 @@ class MatrixArrayPrinter(ArrayPrinter):
         return self._bind(step, f"xp.swapaxes({self._operand(step.operands[0])}, -1, -2)")
 
     symmetric = frozenset()     # ids of symmetric values (`tac.symmetric`)
+    noise_like = "_a_weight"    # the view: the same numbers in the same order as the weight's (C order)
 
     def _print_step_matmul(self, step):
         a, b = (self._operand(o) for o in step.operands)
@@ -347,7 +348,8 @@ class MatrixArrayPrinter(ArrayPrinter):
         lines = [
             f"{k}m = xp.max(xp.abs({a}), axis=(-2, -1), keepdims=True)",
             f"{k}s = {a} / xp.where({k}m > 0, {k}m, 1)",
-            f"{k}c, {k}r = xp.sum({k}s * {k}s, axis=-2), xp.sum({k}s * {k}s, axis=-1)",
+            f"{k}q = {k}s * {k}s",
+            f"{k}c, {k}r = xp.sum({k}q, axis=-2), xp.sum({k}q, axis=-1)",
             f"{k}tiny = xp.finfo({k}s.dtype).tiny",
             f"{k}x = xp.matmul(xp.take_along_axis({k}s, xp.argmax({k}c, axis=-1)[..., None, None], axis=-1)"
             f".swapaxes(-1, -2), {k}s)",
@@ -362,13 +364,6 @@ class MatrixArrayPrinter(ArrayPrinter):
         ]
         return "\n".join(lines)
 
-    def _print_step_normal(self, step):
-        # the view's shape: the same numbers in the same order as the weight's (C order)
-        mean, std = (self._operand(o) for o in step.operands)
-        call = f"rng.normal({step.val.tag}, {mean}, {std}, like=_a_weight"
-        if step.mode == "new":
-            return f"{step.out} = {call})"
-        return f"{call}, out={step.out})"
 
     def _sort(self, step, axis):
         """The rows (axis -2) or columns (axis -1) of x taken in the order of a stable sort of

@@ -86,9 +86,11 @@ class ArrayPrinter(NumPyPrinter):
             return self._bind(step, f"xp.array({source}, copy=True)")
         return f"xp.copyto({step.out}, {source})"
 
+    noise_like = "weight"       # the array whose shape the noise takes
+
     def _print_step_normal(self, step):
         mean, std = (self._operand(o) for o in step.operands)
-        call = f"rng.normal({step.val.tag}, {mean}, {std}, like=weight"
+        call = f"rng.normal({step.val.tag}, {mean}, {std}, like={self.noise_like}"
         if step.mode == "new":
             return f"{step.out} = {call})"
         return f"{call}, out={step.out})"

@@ -389,7 +389,8 @@ def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _t21 = xp.add(_t16, _t18)
     _n22m = xp.max(xp.abs(_t21), axis=(-2, -1), keepdims=True)
     _n22s = _t21 / xp.where(_n22m > 0, _n22m, 1)
-    _n22c, _n22r = xp.sum(_n22s * _n22s, axis=-2), xp.sum(_n22s * _n22s, axis=-1)
+    _n22q = _n22s * _n22s
+    _n22c, _n22r = xp.sum(_n22q, axis=-2), xp.sum(_n22q, axis=-1)
     _n22tiny = xp.finfo(_n22s.dtype).tiny
     _n22x = xp.matmul(xp.take_along_axis(_n22s, xp.argmax(_n22c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n22s)
     _n22x = _n22x / xp.maximum(xp.linalg.norm(_n22x, axis=-1, keepdims=True), _n22tiny)
@@ -408,7 +409,8 @@ def kernel_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _t30 = xp.add(_t19, _t20)
     _n31m = xp.max(xp.abs(_t30), axis=(-2, -1), keepdims=True)
     _n31s = _t30 / xp.where(_n31m > 0, _n31m, 1)
-    _n31c, _n31r = xp.sum(_n31s * _n31s, axis=-2), xp.sum(_n31s * _n31s, axis=-1)
+    _n31q = _n31s * _n31s
+    _n31c, _n31r = xp.sum(_n31q, axis=-2), xp.sum(_n31q, axis=-1)
     _n31tiny = xp.finfo(_n31s.dtype).tiny
     _n31x = xp.matmul(xp.take_along_axis(_n31s, xp.argmax(_n31c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n31s)
     _n31x = _n31x / xp.maximum(xp.linalg.norm(_n31x, axis=-1, keepdims=True), _n31tiny)
@@ -474,7 +476,8 @@ def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _t21, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t16, _t18, ), (), (None, ))
     _n22m = xp.max(xp.abs(_t21), axis=(-2, -1), keepdims=True)
     _n22s = _t21 / xp.where(_n22m > 0, _n22m, 1)
-    _n22c, _n22r = xp.sum(_n22s * _n22s, axis=-2), xp.sum(_n22s * _n22s, axis=-1)
+    _n22q = _n22s * _n22s
+    _n22c, _n22r = xp.sum(_n22q, axis=-2), xp.sum(_n22q, axis=-1)
     _n22tiny = xp.finfo(_n22s.dtype).tiny
     _n22x = xp.matmul(xp.take_along_axis(_n22s, xp.argmax(_n22c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n22s)
     _n22x = _n22x / xp.maximum(xp.linalg.norm(_n22x, axis=-1, keepdims=True), _n22tiny)
@@ -491,7 +494,8 @@ def stages_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_co
     _t30, = stage('kron_ndim_ge_2__count_1_eq_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5', (_t19, _t20, ), (), (None, ))
     _n31m = xp.max(xp.abs(_t30), axis=(-2, -1), keepdims=True)
     _n31s = _t30 / xp.where(_n31m > 0, _n31m, 1)
-    _n31c, _n31r = xp.sum(_n31s * _n31s, axis=-2), xp.sum(_n31s * _n31s, axis=-1)
+    _n31q = _n31s * _n31s
+    _n31c, _n31r = xp.sum(_n31q, axis=-2), xp.sum(_n31q, axis=-1)
     _n31tiny = xp.finfo(_n31s.dtype).tiny
     _n31x = xp.matmul(xp.take_along_axis(_n31s, xp.argmax(_n31c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n31s)
     _n31x = _n31x / xp.maximum(xp.linalg.norm(_n31x, axis=-1, keepdims=True), _n31tiny)
@@ -663,7 +667,8 @@ def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _t20 = xp.add(_t15, _t17)
     _n21m = xp.max(xp.abs(_t20), axis=(-2, -1), keepdims=True)
     _n21s = _t20 / xp.where(_n21m > 0, _n21m, 1)
-    _n21c, _n21r = xp.sum(_n21s * _n21s, axis=-2), xp.sum(_n21s * _n21s, axis=-1)
+    _n21q = _n21s * _n21s
+    _n21c, _n21r = xp.sum(_n21q, axis=-2), xp.sum(_n21q, axis=-1)
     _n21tiny = xp.finfo(_n21s.dtype).tiny
     _n21x = xp.matmul(xp.take_along_axis(_n21s, xp.argmax(_n21c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n21s)
     _n21x = _n21x / xp.maximum(xp.linalg.norm(_n21x, axis=-1, keepdims=True), _n21tiny)
@@ -682,7 +687,8 @@ def kernel_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _t29 = xp.add(_t18, _t19)
     _n30m = xp.max(xp.abs(_t29), axis=(-2, -1), keepdims=True)
     _n30s = _t29 / xp.where(_n30m > 0, _n30m, 1)
-    _n30c, _n30r = xp.sum(_n30s * _n30s, axis=-2), xp.sum(_n30s * _n30s, axis=-1)
+    _n30q = _n30s * _n30s
+    _n30c, _n30r = xp.sum(_n30q, axis=-2), xp.sum(_n30q, axis=-1)
     _n30tiny = xp.finfo(_n30s.dtype).tiny
     _n30x = xp.matmul(xp.take_along_axis(_n30s, xp.argmax(_n30c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n30s)
     _n30x = _n30x / xp.maximum(xp.linalg.norm(_n30x, axis=-1, keepdims=True), _n30tiny)
@@ -749,7 +755,8 @@ def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _t20, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t15, _t17, ), (), (None, ))
     _n21m = xp.max(xp.abs(_t20), axis=(-2, -1), keepdims=True)
     _n21s = _t20 / xp.where(_n21m > 0, _n21m, 1)
-    _n21c, _n21r = xp.sum(_n21s * _n21s, axis=-2), xp.sum(_n21s * _n21s, axis=-1)
+    _n21q = _n21s * _n21s
+    _n21c, _n21r = xp.sum(_n21q, axis=-2), xp.sum(_n21q, axis=-1)
     _n21tiny = xp.finfo(_n21s.dtype).tiny
     _n21x = xp.matmul(xp.take_along_axis(_n21s, xp.argmax(_n21c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n21s)
     _n21x = _n21x / xp.maximum(xp.linalg.norm(_n21x, axis=-1, keepdims=True), _n21tiny)
@@ -766,7 +773,8 @@ def stages_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__updat
     _t29, = stage('kron_ndim_ge_2__count_1_eq_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5', (_t18, _t19, ), (), (None, ))
     _n30m = xp.max(xp.abs(_t29), axis=(-2, -1), keepdims=True)
     _n30s = _t29 / xp.where(_n30m > 0, _n30m, 1)
-    _n30c, _n30r = xp.sum(_n30s * _n30s, axis=-2), xp.sum(_n30s * _n30s, axis=-1)
+    _n30q = _n30s * _n30s
+    _n30c, _n30r = xp.sum(_n30q, axis=-2), xp.sum(_n30q, axis=-1)
     _n30tiny = xp.finfo(_n30s.dtype).tiny
     _n30x = xp.matmul(xp.take_along_axis(_n30s, xp.argmax(_n30c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n30s)
     _n30x = _n30x / xp.maximum(xp.linalg.norm(_n30x, axis=-1, keepdims=True), _n30tiny)
@@ -940,7 +948,8 @@ def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _t21 = xp.add(_t16, _t18)
     _n22m = xp.max(xp.abs(_t21), axis=(-2, -1), keepdims=True)
     _n22s = _t21 / xp.where(_n22m > 0, _n22m, 1)
-    _n22c, _n22r = xp.sum(_n22s * _n22s, axis=-2), xp.sum(_n22s * _n22s, axis=-1)
+    _n22q = _n22s * _n22s
+    _n22c, _n22r = xp.sum(_n22q, axis=-2), xp.sum(_n22q, axis=-1)
     _n22tiny = xp.finfo(_n22s.dtype).tiny
     _n22x = xp.matmul(xp.take_along_axis(_n22s, xp.argmax(_n22c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n22s)
     _n22x = _n22x / xp.maximum(xp.linalg.norm(_n22x, axis=-1, keepdims=True), _n22tiny)
@@ -959,7 +968,8 @@ def kernel_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _t30 = xp.add(_t19, _t20)
     _n31m = xp.max(xp.abs(_t30), axis=(-2, -1), keepdims=True)
     _n31s = _t30 / xp.where(_n31m > 0, _n31m, 1)
-    _n31c, _n31r = xp.sum(_n31s * _n31s, axis=-2), xp.sum(_n31s * _n31s, axis=-1)
+    _n31q = _n31s * _n31s
+    _n31c, _n31r = xp.sum(_n31q, axis=-2), xp.sum(_n31q, axis=-1)
     _n31tiny = xp.finfo(_n31s.dtype).tiny
     _n31x = xp.matmul(xp.take_along_axis(_n31s, xp.argmax(_n31c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n31s)
     _n31x = _n31x / xp.maximum(xp.linalg.norm(_n31x, axis=-1, keepdims=True), _n31tiny)
@@ -1025,7 +1035,8 @@ def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _t21, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage1', (_t16, _t18, ), (), (None, ))
     _n22m = xp.max(xp.abs(_t21), axis=(-2, -1), keepdims=True)
     _n22s = _t21 / xp.where(_n22m > 0, _n22m, 1)
-    _n22c, _n22r = xp.sum(_n22s * _n22s, axis=-2), xp.sum(_n22s * _n22s, axis=-1)
+    _n22q = _n22s * _n22s
+    _n22c, _n22r = xp.sum(_n22q, axis=-2), xp.sum(_n22q, axis=-1)
     _n22tiny = xp.finfo(_n22s.dtype).tiny
     _n22x = xp.matmul(xp.take_along_axis(_n22s, xp.argmax(_n22c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n22s)
     _n22x = _n22x / xp.maximum(xp.linalg.norm(_n22x, axis=-1, keepdims=True), _n22tiny)
@@ -1042,7 +1053,8 @@ def stages_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_co
     _t30, = stage('kron_ndim_ge_2__count_1_ne_1__momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_decay_stage5', (_t19, _t20, ), (), (None, ))
     _n31m = xp.max(xp.abs(_t30), axis=(-2, -1), keepdims=True)
     _n31s = _t30 / xp.where(_n31m > 0, _n31m, 1)
-    _n31c, _n31r = xp.sum(_n31s * _n31s, axis=-2), xp.sum(_n31s * _n31s, axis=-1)
+    _n31q = _n31s * _n31s
+    _n31c, _n31r = xp.sum(_n31q, axis=-2), xp.sum(_n31q, axis=-1)
     _n31tiny = xp.finfo(_n31s.dtype).tiny
     _n31x = xp.matmul(xp.take_along_axis(_n31s, xp.argmax(_n31c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n31s)
     _n31x = _n31x / xp.maximum(xp.linalg.norm(_n31x, axis=-1, keepdims=True), _n31tiny)
@@ -1214,7 +1226,8 @@ def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _t20 = xp.add(_t15, _t17)
     _n21m = xp.max(xp.abs(_t20), axis=(-2, -1), keepdims=True)
     _n21s = _t20 / xp.where(_n21m > 0, _n21m, 1)
-    _n21c, _n21r = xp.sum(_n21s * _n21s, axis=-2), xp.sum(_n21s * _n21s, axis=-1)
+    _n21q = _n21s * _n21s
+    _n21c, _n21r = xp.sum(_n21q, axis=-2), xp.sum(_n21q, axis=-1)
     _n21tiny = xp.finfo(_n21s.dtype).tiny
     _n21x = xp.matmul(xp.take_along_axis(_n21s, xp.argmax(_n21c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n21s)
     _n21x = _n21x / xp.maximum(xp.linalg.norm(_n21x, axis=-1, keepdims=True), _n21tiny)
@@ -1233,7 +1246,8 @@ def kernel_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _t29 = xp.add(_t18, _t19)
     _n30m = xp.max(xp.abs(_t29), axis=(-2, -1), keepdims=True)
     _n30s = _t29 / xp.where(_n30m > 0, _n30m, 1)
-    _n30c, _n30r = xp.sum(_n30s * _n30s, axis=-2), xp.sum(_n30s * _n30s, axis=-1)
+    _n30q = _n30s * _n30s
+    _n30c, _n30r = xp.sum(_n30q, axis=-2), xp.sum(_n30q, axis=-1)
     _n30tiny = xp.finfo(_n30s.dtype).tiny
     _n30x = xp.matmul(xp.take_along_axis(_n30s, xp.argmax(_n30c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n30s)
     _n30x = _n30x / xp.maximum(xp.linalg.norm(_n30x, axis=-1, keepdims=True), _n30tiny)
@@ -1300,7 +1314,8 @@ def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _t20, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage1', (_t15, _t17, ), (), (None, ))
     _n21m = xp.max(xp.abs(_t20), axis=(-2, -1), keepdims=True)
     _n21s = _t20 / xp.where(_n21m > 0, _n21m, 1)
-    _n21c, _n21r = xp.sum(_n21s * _n21s, axis=-2), xp.sum(_n21s * _n21s, axis=-1)
+    _n21q = _n21s * _n21s
+    _n21c, _n21r = xp.sum(_n21q, axis=-2), xp.sum(_n21q, axis=-1)
     _n21tiny = xp.finfo(_n21s.dtype).tiny
     _n21x = xp.matmul(xp.take_along_axis(_n21s, xp.argmax(_n21c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n21s)
     _n21x = _n21x / xp.maximum(xp.linalg.norm(_n21x, axis=-1, keepdims=True), _n21tiny)
@@ -1317,7 +1332,8 @@ def stages_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__updat
     _t29, = stage('kron_ndim_ge_2__count_1_ne_1__not_momentum_into_precondition_update__update_counter_1_ge_1_Clip_Clip_max_prob_Exp_Minimum_0_d_stage5', (_t18, _t19, ), (), (None, ))
     _n30m = xp.max(xp.abs(_t29), axis=(-2, -1), keepdims=True)
     _n30s = _t29 / xp.where(_n30m > 0, _n30m, 1)
-    _n30c, _n30r = xp.sum(_n30s * _n30s, axis=-2), xp.sum(_n30s * _n30s, axis=-1)
+    _n30q = _n30s * _n30s
+    _n30c, _n30r = xp.sum(_n30q, axis=-2), xp.sum(_n30q, axis=-1)
     _n30tiny = xp.finfo(_n30s.dtype).tiny
     _n30x = xp.matmul(xp.take_along_axis(_n30s, xp.argmax(_n30c, axis=-1)[..., None, None], axis=-1).swapaxes(-1, -2), _n30s)
     _n30x = _n30x / xp.maximum(xp.linalg.norm(_n30x, axis=-1, keepdims=True), _n30tiny)
