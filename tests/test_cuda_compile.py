@@ -1,8 +1,9 @@
-"""Every generated `.cu` file compiles: NVRTC (the runtime's own compile path,
-`kernel_cache.compile_cubin`) to cubin for sm_90, and nvcc to cubin for sm_80 when nvcc is
-on the PATH: each compiler and each architecture once (the two share their front end; three
-compiles of every file took 4.7 minutes of CI's 20). A missing compiler skips, or fails
-under OPTFORGE_REQUIRE_CUDA_COMPILERS=1 (set by .ci/run)."""
+"""Every generated `.cu` file compiles with NVRTC (the runtime's own compile path,
+`kernel_cache.compile_cubin`) to cubin for sm_90; nvcc compiles to cubin for sm_80, when it
+is on the PATH, one file of each kind the emitters write (element-wise with quantized
+states, passes, rows, noise, group partials, matrix stages with and without noise): every
+template's code meets both compilers, and nvcc over every file took 2.7 of CI's 20 minutes.
+A missing compiler skips, or fails under OPTFORGE_REQUIRE_CUDA_COMPILERS=1 (set by .ci/run)."""
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,8 @@ import cuda_host
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted((ROOT / "generated" / "cuda").rglob("*.cu"))
+NVCC_SOURCES = [ROOT / "generated" / "cuda" / name for name in (
+    "adam.cu", "lamb.cu", "groupadagrad.cu", "sgld.cu", "_group_prodigy.cu", "adafactor.stages.cu", "kron.stages.cu")]
 ARCHS = ("90",)
 
 
@@ -55,7 +58,7 @@ def nvrtc_results():
 def nvcc_results():
     cuda_host.need(shutil.which("nvcc"), "nvcc")
     with ThreadPoolExecutor(2) as pool:
-        return dict(zip(SOURCES, pool.map(_nvcc, SOURCES)))
+        return dict(zip(NVCC_SOURCES, pool.map(_nvcc, NVCC_SOURCES)))
 
 
 def test_every_spec_but_the_matrix_rules_has_a_cu_file():
@@ -82,7 +85,7 @@ def test_nvrtc_compiles(nvrtc_results, source, arch):
     assert error is None, error
 
 
-@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.relative_to(ROOT / "generated" / "cuda").as_posix())
+@pytest.mark.parametrize("source", NVCC_SOURCES, ids=lambda p: p.relative_to(ROOT / "generated" / "cuda").as_posix())
 def test_nvcc_compiles(nvcc_results, source):
     error = nvcc_results[source]
     assert error is None, error
