@@ -50,6 +50,14 @@ def assert_close(actual, expected, dtype, what):
     np.testing.assert_allclose(actual, expected, err_msg=what, **tol)
 
 
+def assert_close_to_largest(ours, expected, rtol):
+    """Each array of `ours` equals its `expected` within rtol of the largest entry of them all
+    (one scale: a step's rounding is relative to the weights' size, not to each entry's)."""
+    scale = max(np.abs(e).max() for e in expected)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(np.asarray(a, dtype=np.float64), b, rtol=0, atol=rtol * scale)
+
+
 def assert_states_close(actual, expected, dtype, what):
     a, e = as_parts(actual), as_parts(expected)
     assert len(a) == len(e), f"{what}: state has {len(a)} parts, reference {len(e)}"

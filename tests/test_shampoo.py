@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import optforge
+from support import assert_close_to_largest
 
 torch = pytest.importorskip("torch")
 torch_optimizer = pytest.importorskip("torch_optimizer")
@@ -81,9 +82,7 @@ def _reference(weights, grads, lrs, *, momentum=0.0, wd=0.0, eps=1e-4, freq=1, r
 
 
 def _close(ours, expected, rtol=RTOL):
-    scale = max(np.abs(e).max() for e in expected)
-    for a, b in zip(ours, expected):
-        np.testing.assert_allclose(np.asarray(a, dtype=np.float64), b, rtol=0, atol=rtol * scale)
+    assert_close_to_largest(ours, expected, rtol)
 
 
 SETTINGS = [dict(momentum=0.5, weight_decay=0.01, eps=0.1, update_freq=2),
