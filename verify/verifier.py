@@ -246,7 +246,8 @@ def verify(cls, label, covered, folder, cuda=True, large=False, torch=True, dtyp
     if device is None:
         device = _host_device(folder) if cuda else None
     noise = contextlib.nullcontext
-    if has_kernels and any(v.get("noise") and "stages" not in v for v in cls._module.VARIANTS.values()):
+    module = cls._module
+    if has_kernels and not module.SPEC.get("matrix") and any(v.get("noise") for v in module.VARIANTS.values()):
         # the element-wise kernels draw Philox numbers, step NumPy's generator: the reference of
         # the fused targets is step given the kernels' numbers (matrix rules' stage drivers
         # draw step's own)

@@ -288,7 +288,7 @@ def _solve(xp, a, b):
         return _substitute(xp, a, b, upper=True)
     if _zero_below(xp, xp.swapaxes(a, -1, -2)):
         return _substitute(xp, a, b, upper=False)
-    return xp.linalg.solve(a.astype(xp.promote_types(a.dtype, xp.float32), copy=False), b).astype(b.dtype, copy=False)
+    return _lapack_solve(xp, a, b)
 
 
 def _zero_below(xp, a):
@@ -307,7 +307,7 @@ def _substitute(xp, a, b, upper):
     up to 128 rows are solved by LAPACK."""
     n = a.shape[-1]
     if n <= 128:
-        return xp.linalg.solve(a.astype(xp.promote_types(a.dtype, xp.float32), copy=False), b).astype(b.dtype, copy=False)
+        return _lapack_solve(xp, a, b)
     h = n // 2
     if upper:
         second = _substitute(xp, a[..., h:, h:], b[..., h:, :], upper)
@@ -316,6 +316,11 @@ def _substitute(xp, a, b, upper):
         first = _substitute(xp, a[..., :h, :h], b[..., :h, :], upper)
         second = _substitute(xp, a[..., h:, h:], b[..., h:, :] - xp.matmul(a[..., h:, :h], first), upper)
     return xp.concatenate([first, second], axis=-2)
+
+
+def _lapack_solve(xp, a, b):
+    """LAPACK's LU solve, in at least float32 (no 16-bit routines), the result in b's dtype."""
+    return xp.linalg.solve(a.astype(xp.promote_types(a.dtype, xp.float32), copy=False), b).astype(b.dtype, copy=False)
 
 
 
